@@ -1,0 +1,9 @@
+"""CallMark's entry point: `python app.py` serves it, `gunicorn app:app` and `flask --app app` use it."""
+from blocklist import create_app
+
+app = create_app()
+
+if __name__ == "__main__":
+    from blocklist.launcher import serve
+
+    serve(app)

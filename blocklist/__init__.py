@@ -1,0 +1,57 @@
+"""CallMark: crowd-tagged caller reputation and compact blocklists for phones."""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sys
+
+from flask import Flask
+
+from .config import Config
+from .errors import ConfigError
+from .secretfile import load_or_create
+from .store import Store, connect
+
+SECRET_FILE = "secret.key"  # in the data folder, when CALLMARK_SECRET_KEY is not set
+
+
+def _configure_logging(level: str) -> None:
+    root = logging.getLogger()
+    if not any(getattr(h, "_callmark", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler._callmark = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+def _secret(config: Config) -> bytes:
+    if config.secret_key:
+        return config.secret_key.encode()
+    if config.profile == "production":
+        raise ConfigError("CALLMARK_SECRET_KEY must be set in the production profile")
+    path = os.path.join(config.data_dir, SECRET_FILE)
+    return load_or_create(path, lambda: secrets.token_urlsafe(48).encode())
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Build the application from `config` (default: the environment)."""
+    config = config or Config.from_env()
+    config.validate()
+    _configure_logging(config.log_level)
+    app = Flask(__name__)
+    app.config["CALLMARK"] = config
+    app.json.ensure_ascii = False  # Chinese tag names stay readable
+    app.json.sort_keys = False
+    client, server = connect(config)
+    app.extensions["callmark"] = Store.create(client, config, _secret(config))
+    app.extensions["callmark.embedded"] = server
+
+    from . import api, cli
+    from .api import errors
+
+    app.register_blueprint(api.bp)
+    errors.register(app)
+    cli.register(app)
+    return app

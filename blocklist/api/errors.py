@@ -1,0 +1,59 @@
+"""The one error shape of the API, produced here for every 4xx and 5xx."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+from flask import Flask, jsonify
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from ..errors import CallMarkError
+
+log = logging.getLogger(__name__)
+
+
+def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None,
+                   headers: dict[str, str] | None = None):
+    response = jsonify({"error": {"code": code, "message": message, "details": details or {}}})
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _http_code(exc: HTTPException) -> str:
+    return {
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "body_too_large",
+        415: "unsupported_media_type",
+    }.get(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"))
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(CallMarkError)
+    def domain_error(exc: CallMarkError):
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+
+    @app.errorhandler(ValidationError)
+    def validation_error(exc: ValidationError):
+        return error_response(400, "validation_error", "the request body is not valid", {"fields": exc.messages})
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        headers = {"Allow": ", ".join(exc.valid_methods)} if getattr(exc, "valid_methods", None) else None
+        return error_response(exc.code or 500, _http_code(exc), exc.description or exc.name, headers=headers)
+
+    @app.errorhandler(redis.ConnectionError)
+    @app.errorhandler(redis.TimeoutError)
+    def store_down(exc: Exception):
+        log.warning("Redis unavailable: %s", exc.__class__.__name__)
+        return error_response(503, "store_unavailable", "the data store is not answering; retry shortly",
+                              headers={"Retry-After": "5"})
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "an unexpected error occurred")

@@ -1,0 +1,104 @@
+"""Every setting CallMark reads, named once, with its default and meaning."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+from .errors import ConfigError
+
+PROFILES = ("development", "production")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not value >= minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+@dataclass
+class Config:
+    """The service's settings. `Config.from_env()` reads them; tests build one directly."""
+
+    redis_url: str | None = None  # REDIS_URL: external Redis; unset = embedded server
+    redis_socket: str | None = None  # CALLMARK_REDIS_SOCKET: set by the launcher for its workers
+    redis_timeout: float = 2.0  # CALLMARK_REDIS_TIMEOUT: seconds before a Redis call fails (503)
+    data_dir: str = "./var"  # CALLMARK_DATA_DIR: embedded Redis data and generated secrets
+    profile: str = "development"  # CALLMARK_PROFILE: development | production
+    host: str = "127.0.0.1"  # HOST
+    port: int = 8000  # PORT
+    workers: int = 0  # CALLMARK_WORKERS: gunicorn workers; 0 = 2 per CPU core
+    secret_key: str | None = None  # CALLMARK_SECRET_KEY: keys token and reporter hashes
+    default_region: str = "CN"  # CALLMARK_DEFAULT_REGION: region for national-format numbers
+    buckets: int = 64  # CALLMARK_BUCKETS: hash-tag partitions, fixed per deployment
+    half_life_days: float = 90.0  # CALLMARK_HALF_LIFE_DAYS: evidence half-life
+    block_min_reporters: int = 3  # CALLMARK_BLOCK_MIN_REPORTERS: distinct spam reporters to block
+    block_score_fraction: float = 0.5  # CALLMARK_BLOCK_SCORE_FRACTION: decayed score needed, x reporters
+    change_retention_days: int = 30  # CALLMARK_FEED_RETENTION_DAYS: change-log retention
+    idempotency_hours: int = 48  # CALLMARK_IDEMPOTENCY_HOURS: how long a report_id is remembered
+    sweep_interval: int = 60  # CALLMARK_SWEEP_INTERVAL: seconds between decay sweeps (0 = off)
+    log_level: str = "INFO"  # CALLMARK_LOG_LEVEL
+    clock: Callable[[], float] | None = field(default=None, repr=False)  # tests inject time
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":
+        env = os.environ if env is None else env
+        redis_url = env.get("REDIS_URL") or None
+        profile = env.get("CALLMARK_PROFILE") or ("production" if redis_url else "development")
+        config = cls(
+            redis_url=redis_url,
+            redis_socket=env.get("CALLMARK_REDIS_SOCKET") or None,
+            redis_timeout=_float(env, "CALLMARK_REDIS_TIMEOUT", 2.0, 0.05),
+            data_dir=env.get("CALLMARK_DATA_DIR") or "./var",
+            profile=profile,
+            host=env.get("HOST") or "127.0.0.1",
+            port=_int(env, "PORT", 8000, 0),
+            workers=_int(env, "CALLMARK_WORKERS", 0, 0),
+            secret_key=env.get("CALLMARK_SECRET_KEY") or None,
+            default_region=(env.get("CALLMARK_DEFAULT_REGION") or "CN").upper(),
+            buckets=_int(env, "CALLMARK_BUCKETS", 64, 1),
+            half_life_days=_float(env, "CALLMARK_HALF_LIFE_DAYS", 90.0, 0.01),
+            block_min_reporters=_int(env, "CALLMARK_BLOCK_MIN_REPORTERS", 3, 1),
+            block_score_fraction=_float(env, "CALLMARK_BLOCK_SCORE_FRACTION", 0.5, 0.0),
+            change_retention_days=_int(env, "CALLMARK_FEED_RETENTION_DAYS", 30, 1),
+            idempotency_hours=_int(env, "CALLMARK_IDEMPOTENCY_HOURS", 48, 1),
+            sweep_interval=_int(env, "CALLMARK_SWEEP_INTERVAL", 60, 0),
+            log_level=(env.get("CALLMARK_LOG_LEVEL") or "INFO").upper(),
+        )
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        if self.profile not in PROFILES:
+            raise ConfigError(f"CALLMARK_PROFILE must be one of {', '.join(PROFILES)}, got {self.profile!r}")
+        if self.buckets > 16384:
+            raise ConfigError("CALLMARK_BUCKETS must be at most 16384 (the Redis Cluster slot count)")
+        if self.profile == "production" and not self.secret_key:
+            raise ConfigError("CALLMARK_SECRET_KEY must be set in the production profile")
+        if self.secret_key is not None and len(self.secret_key) < 32:
+            raise ConfigError("CALLMARK_SECRET_KEY must be at least 32 characters")
+
+    @property
+    def embedded(self) -> bool:
+        """True when CallMark runs its own Redis server from the data folder."""
+        return not self.redis_url

@@ -1,0 +1,45 @@
+"""Devices: registration, bearer tokens and the keyed reporter ids that votes are filed under."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+from .errors import Unauthorized
+from .store import Store
+
+DEVICE_ID_BYTES = 8  # 64 random bits, shown to the device as 16 hex characters
+TOKEN_SECRET_BYTES = 32  # 256 random bits after the device id: unguessable
+VOTER_FIELD_CHARS = 8  # 48 bits of keyed hash per voter within one number's hash
+
+
+def _keyed(secret: bytes, purpose: str, value: str) -> bytes:
+    return hmac.new(secret, f"{purpose}:{value}".encode(), hashlib.sha256).digest()
+
+
+def voter_field(secret: bytes, reporter_id: str) -> str:
+    """The field a reporter's vote is stored under: a keyed hash, never the id itself."""
+    return base64.urlsafe_b64encode(_keyed(secret, "voter", reporter_id)).decode()[:VOTER_FIELD_CHARS]
+
+
+def register(store: Store) -> tuple[str, str]:
+    """Create a device; return its id and its bearer token (shown once, stored only hashed)."""
+    device_id = secrets.token_hex(DEVICE_ID_BYTES)
+    token = f"{device_id}.{secrets.token_urlsafe(TOKEN_SECRET_BYTES)}"
+    token_hash = _keyed(store.secret, "token", token).hex()
+    store.redis.hset(store.keys.device(device_id), mapping={"h": token_hash, "c": int(store.clock())})
+    return device_id, token
+
+
+def authenticate(store: Store, token: str | None) -> str:
+    """Return the device id a bearer token belongs to, or raise Unauthorized."""
+    if not token:
+        raise Unauthorized("a device token is required: send Authorization: Bearer <token>")
+    device_id, dot, _ = token.partition(".")
+    if not dot or len(device_id) != 2 * DEVICE_ID_BYTES or len(token) > 128:
+        raise Unauthorized("the device token is malformed")
+    stored = store.redis.hget(store.keys.device(device_id), "h")
+    if stored is None or not hmac.compare_digest(stored, _keyed(store.secret, "token", token).hex()):
+        raise Unauthorized("the device token is not valid")
+    return device_id

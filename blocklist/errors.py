@@ -1,0 +1,48 @@
+"""Domain errors. Each carries the API error code; the HTTP edge maps them to a status."""
+from __future__ import annotations
+
+from typing import Any
+
+
+class CallMarkError(Exception):
+    """Base of every error CallMark raises on purpose."""
+
+    code = "error"
+    status = 400
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class ConfigError(CallMarkError):
+    """A setting is missing or malformed; raised at start, never per request."""
+
+    code = "config_error"
+    status = 500
+
+
+class InvalidNumber(CallMarkError):
+    code = "invalid_number"
+    status = 400
+
+
+class ValidationFailed(CallMarkError):
+    code = "validation_error"
+    status = 400
+
+
+class Unauthorized(CallMarkError):
+    code = "unauthorized"
+    status = 401
+
+
+class NotFound(CallMarkError):
+    code = "not_found"
+    status = 404
+
+
+class StoreUnavailable(CallMarkError):
+    code = "store_unavailable"
+    status = 503

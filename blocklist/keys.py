@@ -1,0 +1,44 @@
+"""Every Redis key CallMark uses, built in one place under one prefix.
+
+A number's keys, and the per-bucket structures its writes touch, share the bucket's hash
+tag (`{b17}`), so one script can update them all atomically on a Redis Cluster too.
+"""
+from __future__ import annotations
+
+import zlib
+
+PREFIX = "cm"
+
+
+class Keys:
+    """Key names for a deployment with a fixed number of buckets."""
+
+    def __init__(self, buckets: int):
+        self.buckets = buckets
+
+    def bucket_of(self, number: str) -> int:
+        return zlib.crc32(number.encode()) % self.buckets
+
+    def number(self, number: str) -> str:
+        """Hash: the number's counters, scores, votes and published state (see reputation.py)."""
+        return f"{PREFIX}:n:{{b{self.bucket_of(number)}}}:{number}"
+
+    def changes(self, bucket: int) -> str:
+        """Stream: every change of a number's verdict or label in this bucket."""
+        return f"{PREFIX}:changes:{{b{bucket}}}"
+
+    def decay_schedule(self, bucket: int) -> str:
+        """Sorted set: blocked numbers by the time decay alone would end their block."""
+        return f"{PREFIX}:due:{{b{bucket}}}"
+
+    def details(self, bucket: int) -> str:
+        """Stream: what reporters said (company, note, call) for regulators, kept for the retention."""
+        return f"{PREFIX}:details:{{b{bucket}}}"
+
+    def report_id(self, number: str, voter: str, report_id: str) -> str:
+        """String with a lifetime: marks a report_id as seen, in the number's bucket."""
+        return f"{PREFIX}:rid:{{b{self.bucket_of(number)}}}:{voter}:{report_id}"
+
+    def device(self, device_id: str) -> str:
+        """Hash: a device's keyed token hash and registration time."""
+        return f"{PREFIX}:dev:{{d{device_id}}}"

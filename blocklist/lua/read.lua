@@ -1,0 +1,22 @@
+-- read.lua: a number's reputation as of now, without writing anything.
+-- KEYS[1] number hash
+-- ARGV[1] now, seconds since the decay epoch
+-- Returns {verdict code, label index, reporters, score, first, last,
+--          then for every tag with reporters: index, reporters, score}.
+-- Scores come back as strings: Lua numbers would be truncated to integers on the way out.
+
+local key, now = KEYS[1], tonumber(ARGV[1])
+local reporters, scores = read_counters(key)
+local verdict, label, total, score = evaluate(reporters, scores, now)
+local first = redis.call('HGET', key, 'f')
+local last = redis.call('HGET', key, 'l') or first
+local out = {verdict, label, total, fmt_score(score), first or false, last or false}
+local factor = 2 ^ (-now / HALF_LIFE) / 1000
+for i = 0, NTAGS - 1 do
+  if reporters[i] > 0 then
+    out[#out + 1] = i
+    out[#out + 1] = reporters[i]
+    out[#out + 1] = fmt_score(scores[i] * factor)
+  end
+end
+return out

@@ -1,0 +1,59 @@
+"""Reports from devices: validated items become votes, applied in one pipelined round trip."""
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import ValidationError
+
+from . import devices, numbers
+from .errors import CallMarkError
+from .reputation import Vote, cast_votes, withdraw_vote
+from .store import Store
+
+
+def _vote(store: Store, device_id: str, item: dict[str, Any]) -> Vote:
+    region = item.get("region") or store.config.default_region
+    details = {k: item[k] for k in ("company", "note", "call") if k in item}
+    return Vote(
+        number=numbers.normalize(item["number"], region),
+        tag=item["tag"],
+        voter=devices.voter_field(store.secret, device_id),
+        at=store.clock(),
+        report_id=item.get("report_id"),
+        details=details or None,
+    )
+
+
+def submit(store: Store, device_id: str, item: dict[str, Any]) -> dict[str, Any]:
+    """File one validated report; raise InvalidNumber for a number that is not one."""
+    vote = _vote(store, device_id, item)
+    outcome = cast_votes(store, [vote])[0]
+    return {"number": vote.number, "tag": vote.tag, "duplicate": outcome.duplicate}
+
+
+def submit_batch(store: Store, device_id: str, items: list[Any], schema) -> list[dict[str, Any]]:
+    """File every valid item; each result says 201 with the report or 400 with its error."""
+    results: list[dict[str, Any] | None] = [None] * len(items)
+    votes: list[tuple[int, Vote]] = []
+    for index, raw in enumerate(items):
+        try:
+            votes.append((index, _vote(store, device_id, schema.load(raw))))
+        except ValidationError as exc:
+            results[index] = _failure(index, "validation_error", "the report is not valid", {"fields": exc.messages})
+        except CallMarkError as exc:
+            results[index] = _failure(index, exc.code, exc.message, exc.details)
+    outcomes = cast_votes(store, [vote for _, vote in votes]) if votes else []
+    for (index, vote), outcome in zip(votes, outcomes):
+        results[index] = {"index": index, "status": 201, "number": vote.number, "tag": vote.tag,
+                          "duplicate": outcome.duplicate}
+    return results  # type: ignore[return-value]
+
+
+def _failure(index: int, code: str, message: str, details: dict[str, Any]) -> dict[str, Any]:
+    return {"index": index, "status": 400, "error": {"code": code, "message": message, "details": details}}
+
+
+def withdraw(store: Store, device_id: str, raw_number: str, region: str | None) -> dict[str, Any]:
+    number = numbers.normalize(raw_number, region or store.config.default_region)
+    outcome = withdraw_vote(store, number, devices.voter_field(store.secret, device_id))
+    return {"number": number, "withdrawn": outcome.outcome == "withdrawn"}

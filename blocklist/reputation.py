@@ -1,0 +1,146 @@
+"""Reputation: votes in, verdicts out. All the arithmetic runs in the Lua scripts.
+
+Per number, one Redis hash (the layout is documented at the top of lua/verdict.lua):
+per-tag reporter counts and decayed scores, first/last report, the published state, and
+one field per voter. A report is one call of lua/report.lua, which also appends to the
+bucket's change stream when the verdict or label changes and keeps the decay schedule
+that lets `sweep` find numbers whose block ends through time alone.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+from . import lists, tags
+from .store import Store
+
+DECAY_EPOCH = 1767225600  # 2026-01-01T00:00:00Z: recent, so 2^(t / half-life) stays small
+VERDICTS = ("unknown", "allow", "warn", "block")  # indexed by the scripts' verdict codes
+SWEEP_BATCH = 500  # numbers re-evaluated per round trip by the sweep
+
+
+@dataclass(frozen=True)
+class Vote:
+    """One reporter's tag for one number, ready for the report script."""
+
+    number: str  # E.164
+    tag: str
+    voter: str  # keyed voter field (devices.voter_field)
+    at: float  # unix time of the report
+    report_id: str | None = None
+    details: dict[str, Any] | None = None  # company, note, call: kept for regulators
+
+
+@dataclass(frozen=True)
+class Outcome:
+    outcome: str  # new | retag | duplicate | replay | withdrawn | absent | evaluated
+    verdict: str
+    label: str | None
+    changed: bool  # the verdict or label changed and went to the change log
+
+    @property
+    def duplicate(self) -> bool:
+        return self.outcome in ("duplicate", "replay")
+
+
+def _since_epoch(at: float) -> int:
+    return int(at) - DECAY_EPOCH
+
+
+def _outcome(reply: list) -> Outcome:
+    outcome, verdict, label, changed = reply
+    return Outcome(outcome, VERDICTS[int(verdict)], _label(int(label)), bool(int(changed)))
+
+
+def _label(index: int) -> str | None:
+    return tags.TAXONOMY[index].code if index >= 0 else None
+
+
+def _min_stream_id(store: Store) -> str:
+    """Oldest change-log id to keep: entries older than the retention are trimmed."""
+    return str(int((time.time() - store.config.change_retention_days * 86400) * 1000))
+
+
+def _call(store: Store, mode: str, number: str, at: float, voter: str = "", tag: int = 0,
+          report_id: str | None = None, details: str = "", client=None):
+    keys = store.keys
+    bucket = keys.bucket_of(number)
+    rid_key = keys.report_id(number, voter, report_id) if report_id else keys.number(number)
+    return store.report_script(
+        keys=[keys.number(number), keys.changes(bucket), keys.decay_schedule(bucket), rid_key,
+              keys.details(bucket)],
+        args=[mode, number, _since_epoch(at), int(at), _min_stream_id(store), voter, tag,
+              store.config.idempotency_hours * 3600 if report_id else 0, details],
+        client=client,
+    )
+
+
+def cast_votes(store: Store, votes: Iterable[Vote]) -> list[Outcome]:
+    """Apply votes in one pipelined round trip; each one is atomic on its own."""
+    pipe = store.redis.pipeline(transaction=False)
+    for vote in votes:
+        details = json.dumps(vote.details, separators=(",", ":"), ensure_ascii=False) if vote.details else ""
+        _call(store, "vote", vote.number, vote.at, vote.voter, tags.INDEX[vote.tag], vote.report_id,
+              details, client=pipe)
+    return [_outcome(reply) for reply in pipe.execute()]
+
+
+def cast_vote(store: Store, vote: Vote) -> Outcome:
+    return cast_votes(store, [vote])[0]
+
+
+def withdraw_vote(store: Store, number: str, voter: str) -> Outcome:
+    """Remove a voter's vote on a number, if it has one."""
+    return _outcome(_call(store, "withdraw", number, store.clock(), voter))
+
+
+def _iso(since_epoch: str | None) -> str | None:
+    if since_epoch is None:
+        return None
+    moment = datetime.fromtimestamp(DECAY_EPOCH + int(since_epoch), tz=timezone.utc)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def lookup(store: Store, number: str) -> dict[str, Any]:
+    """The reputation of a number as of now (`GET /v1/numbers/<number>`)."""
+    reply = store.read_script(keys=[store.keys.number(number)], args=[_since_epoch(store.clock())])
+    verdict, label, reporters, score, first, last = reply[:6]
+    verdict, label = VERDICTS[int(verdict)], _label(int(label))
+    per_tag = {}
+    for i in range(6, len(reply), 3):
+        per_tag[tags.TAXONOMY[int(reply[i])].code] = {"reporters": int(reply[i + 1]),
+                                                      "score": round(float(reply[i + 2]), 3)}
+    return {
+        "number": number,
+        "verdict": verdict,
+        "label": label,
+        "score": round(float(score), 3),
+        "reporters": int(reporters),
+        "tags": per_tag,
+        "first_seen": _iso(first),
+        "last_seen": _iso(last),
+        "lists": lists.lists_for(verdict, label),
+    }
+
+
+def sweep(store: Store) -> int:
+    """Re-evaluate every number whose block decay has ended by now; return how many changed."""
+    now = store.clock()
+    changed = 0
+    for bucket in range(store.config.buckets):
+        schedule = store.keys.decay_schedule(bucket)
+        seen: set[str] = set()  # a number re-scheduled at `now` by rounding is visited once
+        while True:
+            due = store.redis.zrangebyscore(schedule, "-inf", _since_epoch(now), start=0, num=SWEEP_BATCH)
+            fresh = [number for number in due if number not in seen]
+            if not fresh:
+                break
+            seen.update(fresh)
+            pipe = store.redis.pipeline(transaction=False)
+            for number in fresh:
+                _call(store, "eval", number, now, client=pipe)
+            changed += sum(int(reply[3]) for reply in pipe.execute())
+    return changed

@@ -1,0 +1,72 @@
+"""The Redis connection, the key names and the Lua scripts, bundled for domain code."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from importlib import resources
+from typing import Callable
+
+import redis
+
+from . import embedded, tags
+from .config import Config
+from .keys import Keys
+
+log = logging.getLogger(__name__)
+
+
+def connect(config: Config) -> tuple[redis.Redis, "embedded.EmbeddedRedis | None"]:
+    """A client for the configured Redis; with no REDIS_URL, the embedded server's."""
+    options = dict(
+        decode_responses=True,
+        socket_timeout=config.redis_timeout,
+        socket_connect_timeout=config.redis_timeout,
+        health_check_interval=30,
+    )
+    if config.redis_url:
+        return redis.Redis.from_url(config.redis_url, **options), None
+    if config.redis_socket:
+        return redis.Redis(unix_socket_path=config.redis_socket, **options), None
+    server = embedded.attach_or_start(config.data_dir)
+    return redis.Redis(unix_socket_path=server.socket, **options), server
+
+
+def _lua(name: str) -> str:
+    return resources.files("blocklist").joinpath("lua", name).read_text()
+
+
+@dataclass
+class Store:
+    """What domain code needs: client, keys, scripts, settings, clock and the keying secret."""
+
+    redis: redis.Redis
+    config: Config
+    keys: Keys
+    report_script: "redis.commands.core.Script"
+    read_script: "redis.commands.core.Script"
+    clock: Callable[[], float]
+    secret: bytes  # keys token hashes and voter ids
+
+    @classmethod
+    def create(cls, client: redis.Redis, config: Config, secret: bytes) -> "Store":
+        half_life = config.half_life_days * 86400
+        # Settings become constants in the scripts' header: fixed per deployment, and one
+        # script SHA per set of settings.
+        header = (
+            f"local HALF_LIFE = {half_life!r}\n"
+            f"local BLOCK_MIN = {config.block_min_reporters}\n"
+            f"local BLOCK_SCORE = {config.block_min_reporters * config.block_score_fraction!r}\n"
+            f"local KINDS = '{tags.KINDS}'\n"
+            f"local NTAGS = {len(tags.TAXONOMY)}\n"
+        )
+        shared = header + _lua("verdict.lua")
+        return cls(
+            redis=client,
+            config=config,
+            keys=Keys(config.buckets),
+            report_script=client.register_script(shared + _lua("report.lua")),
+            read_script=client.register_script(shared + _lua("read.lua")),
+            clock=config.clock or time.time,
+            secret=secret,
+        )

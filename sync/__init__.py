@@ -1,0 +1,1 @@
+"""List sync: Bloom-filter building, delta coding and the reference client."""
