@@ -221,13 +221,21 @@ def build_bits(keys: Iterable[str], geom: Geometry, workers: int | None = None) 
 
 def add_keys(bits: bitarray, keys: Sequence[str], geom: Geometry) -> None:
     """Set the bits of keys in an existing filter, in place."""
-    positions = np.unique(positions_array(keys, geom))
-    if positions.size:
-        view = np.frombuffer(bits, dtype=np.uint8)  # writable view of the bitarray's buffer
-        masks = np.left_shift(np.uint8(1), (positions & 7).astype(np.uint8))
-        byte_index = positions >> 3
-        starts = np.flatnonzero(np.r_[True, byte_index[1:] != byte_index[:-1]])
-        view[byte_index[starts]] |= np.bitwise_or.reduceat(masks, starts)
+    if len(bits) != geom.num_bits:
+        raise ValueError(f"filter has {len(bits)} bits, geometry needs {geom.num_bits}")
+    byte_index, masks = byte_masks(np.unique(positions_array(keys, geom)))
+    np.frombuffer(bits, dtype=np.uint8)[byte_index] |= masks  # a writable view of the bitarray
+
+
+def byte_masks(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For sorted distinct bit positions: the distinct byte indexes and the mask of bits in each."""
+    if positions.size == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint8)
+    byte_index = positions >> 3
+    masks = np.left_shift(np.uint8(1), (positions & 7).astype(np.uint8))
+    # Sorted, so positions sharing a byte are adjacent; one mask per byte makes fancy-index writes safe.
+    starts = np.flatnonzero(np.r_[True, byte_index[1:] != byte_index[:-1]])
+    return byte_index[starts], np.bitwise_or.reduceat(masks, starts)
 
 
 def snapshot_bytes(bits: bitarray, *, error_rate: float, capacity: int, count: int) -> bytes:
