@@ -5,6 +5,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import time
 
 from .errors import Unauthorized
 from .store import Store
@@ -12,6 +13,8 @@ from .store import Store
 DEVICE_ID_BYTES = 8  # 64 random bits, shown to the device as 16 hex characters
 TOKEN_SECRET_BYTES = 32  # 256 random bits after the device id: unguessable
 VOTER_FIELD_CHARS = 8  # 48 bits of keyed hash per voter within one number's hash
+AUTH_CACHE_SECONDS = 10.0  # a verified token is trusted this long per process, then checked again
+AUTH_CACHE_SIZE = 50_000  # tokens remembered per process before the cache starts over
 
 
 def _keyed(secret: bytes, purpose: str, value: str) -> bytes:

@@ -11,13 +11,13 @@ from .reputation import Vote, cast_votes, withdraw_vote
 from .store import Store
 
 
-def _vote(store: Store, device_id: str, item: dict[str, Any]) -> Vote:
+def _vote(store: Store, voter: str, item: dict[str, Any]) -> Vote:
     region = item.get("region") or store.config.default_region
     details = {k: item[k] for k in ("company", "note", "call") if k in item}
     return Vote(
         number=numbers.normalize(item["number"], region),
         tag=item["tag"],
-        voter=devices.voter_field(store.secret, device_id),
+        voter=voter,
         at=store.clock(),
         report_id=item.get("report_id"),
         details=details or None,
@@ -26,7 +26,7 @@ def _vote(store: Store, device_id: str, item: dict[str, Any]) -> Vote:
 
 def submit(store: Store, device_id: str, item: dict[str, Any]) -> dict[str, Any]:
     """File one validated report; raise InvalidNumber for a number that is not one."""
-    vote = _vote(store, device_id, item)
+    vote = _vote(store, devices.voter_field(store.secret, device_id), item)
     outcome = cast_votes(store, [vote])[0]
     return {"number": vote.number, "tag": vote.tag, "duplicate": outcome.duplicate}
 
@@ -35,9 +35,10 @@ def submit_batch(store: Store, device_id: str, items: list[Any], schema) -> list
     """File every valid item; each result says 201 with the report or 400 with its error."""
     results: list[dict[str, Any] | None] = [None] * len(items)
     votes: list[tuple[int, Vote]] = []
+    voter = devices.voter_field(store.secret, device_id)
     for index, raw in enumerate(items):
         try:
-            votes.append((index, _vote(store, device_id, schema.load(raw))))
+            votes.append((index, _vote(store, voter, schema.load(raw))))
         except ValidationError as exc:
             results[index] = _failure(index, "validation_error", "the report is not valid", {"fields": exc.messages})
         except CallMarkError as exc:

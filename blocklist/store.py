@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Callable
 
@@ -47,6 +47,7 @@ class Store:
     read_script: "redis.commands.core.Script"
     clock: Callable[[], float]
     secret: bytes  # keys token hashes and voter ids
+    auth_cache: dict[str, float] = field(default_factory=dict)  # token hash -> trusted until (monotonic)
 
     @classmethod
     def create(cls, client: redis.Redis, config: Config, secret: bytes) -> "Store":

