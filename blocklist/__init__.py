@@ -48,10 +48,15 @@ def create_app(config: Config | None = None) -> Flask:
     app.extensions["callmark"] = Store.create(client, config, _secret(config))
     app.extensions["callmark.embedded"] = server
 
+    from sync import api as sync_api
+    from sync import cli as sync_cli
+
     from . import api, cli
     from .api import errors
 
     app.register_blueprint(api.bp)
+    sync_api.init_app(app)
     errors.register(app)
     cli.register(app)
+    sync_cli.register(app)
     return app

@@ -58,6 +58,16 @@ class Config:
     idempotency_hours: int = 48  # CALLMARK_IDEMPOTENCY_HOURS: how long a report_id is remembered
     sweep_interval: int = 60  # CALLMARK_SWEEP_INTERVAL: seconds between decay sweeps (0 = off)
     log_level: str = "INFO"  # CALLMARK_LOG_LEVEL
+    list_min_capacity: int = 100_000  # CALLMARK_LIST_MIN_CAPACITY: smallest Bloom-filter capacity
+    list_headroom: float = 1.25  # CALLMARK_LIST_HEADROOM: capacity = count x this, at least the minimum
+    list_error_rate: float = 0.001  # CALLMARK_LIST_ERROR_RATE: false-positive rate of the lists
+    publish_interval: int = 300  # CALLMARK_PUBLISH_INTERVAL: seconds between scheduled publishes (0 = off)
+    delta_retention: int = 60  # CALLMARK_DELTA_RETENTION: versions a delta can start from
+    delta_retention_days: int = 30  # CALLMARK_DELTA_RETENTION_DAYS: and how old they may be
+    signing_key: str | None = None  # CALLMARK_SIGNING_KEY: base64 Ed25519 seed that signs manifests
+    signing_key_file: str | None = None  # CALLMARK_SIGNING_KEY_FILE: or a file holding it
+    signing_next_key: str | None = None  # CALLMARK_SIGNING_NEXT_KEY: announced successor (rotation)
+    signing_next_key_file: str | None = None  # CALLMARK_SIGNING_NEXT_KEY_FILE: or a file holding it
     clock: Callable[[], float] | None = field(default=None, repr=False)  # tests inject time
 
     @classmethod
@@ -84,6 +94,16 @@ class Config:
             idempotency_hours=_int(env, "CALLMARK_IDEMPOTENCY_HOURS", 48, 1),
             sweep_interval=_int(env, "CALLMARK_SWEEP_INTERVAL", 60, 0),
             log_level=(env.get("CALLMARK_LOG_LEVEL") or "INFO").upper(),
+            list_min_capacity=_int(env, "CALLMARK_LIST_MIN_CAPACITY", 100_000, 1),
+            list_headroom=_float(env, "CALLMARK_LIST_HEADROOM", 1.25, 1.0),
+            list_error_rate=_float(env, "CALLMARK_LIST_ERROR_RATE", 0.001, 0.0001),
+            publish_interval=_int(env, "CALLMARK_PUBLISH_INTERVAL", 300, 0),
+            delta_retention=_int(env, "CALLMARK_DELTA_RETENTION", 60, 1),
+            delta_retention_days=_int(env, "CALLMARK_DELTA_RETENTION_DAYS", 30, 1),
+            signing_key=env.get("CALLMARK_SIGNING_KEY") or None,
+            signing_key_file=env.get("CALLMARK_SIGNING_KEY_FILE") or None,
+            signing_next_key=env.get("CALLMARK_SIGNING_NEXT_KEY") or None,
+            signing_next_key_file=env.get("CALLMARK_SIGNING_NEXT_KEY_FILE") or None,
         )
         config.validate()
         return config
@@ -95,6 +115,8 @@ class Config:
             raise ConfigError("CALLMARK_BUCKETS must be at most 16384 (the Redis Cluster slot count)")
         if self.profile == "production" and not self.secret_key:
             raise ConfigError("CALLMARK_SECRET_KEY must be set in the production profile")
+        if not 0.0001 <= self.list_error_rate < 0.5:
+            raise ConfigError("CALLMARK_LIST_ERROR_RATE must be in [0.0001, 0.5)")
         if self.secret_key is not None and len(self.secret_key) < 32:
             raise ConfigError("CALLMARK_SECRET_KEY must be at least 32 characters")
 

@@ -42,3 +42,33 @@ class Keys:
     def device(self, device_id: str) -> str:
         """Hash: a device's keyed token hash and registration time."""
         return f"{PREFIX}:dev:{{d{device_id}}}"
+
+    # Lists: every key of one list shares the list's hash tag, so a publish commits it in
+    # one script on a cluster too.
+    def list_state(self, name: str) -> str:
+        """Hash: the published version of a list, its manifest and signature, its cursor."""
+        return f"{PREFIX}:list:{{l:{name}}}:state"
+
+    def list_snapshot(self, name: str) -> str:
+        """String: the latest snapshot (pybloom-live file) of a list."""
+        return f"{PREFIX}:list:{{l:{name}}}:snapshot"
+
+    def list_members(self, name: str) -> str:
+        """Set: the numbers in a list, for rebuilding its filter when numbers leave."""
+        return f"{PREFIX}:list:{{l:{name}}}:members"
+
+    def list_delta(self, name: str, from_version: int) -> str:
+        """String: the encoded delta from `from_version` to the latest version."""
+        return f"{PREFIX}:list:{{l:{name}}}:delta:{from_version}"
+
+    def publish_lock(self) -> str:
+        """String with a lifetime: held by the one process publishing now."""
+        return f"{PREFIX}:publish:lock"
+
+    def publish_fence(self) -> str:
+        """Counter: fencing tokens; a commit with an older token than the list's is refused."""
+        return f"{PREFIX}:publish:fence"
+
+    def signing_endorsements(self) -> str:
+        """Hash: key id -> the endorsement of that signing key by its predecessor."""
+        return f"{PREFIX}:signing:endorsements"

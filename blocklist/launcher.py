@@ -45,7 +45,7 @@ def serve(app: Flask) -> None:
             os.environ["CALLMARK_PROFILE"] = config.profile
     workers = config.workers or max(2, 2 * multiprocessing.cpu_count())
     scheduler = None
-    if config.sweep_interval:
+    if config.sweep_interval or config.publish_interval:
         scheduler = subprocess.Popen([sys.executable, "-m", "blocklist.scheduler"], stdin=subprocess.DEVNULL)
     log.info("serving on http://%s:%s with %d workers (%s profile)", config.host, config.port, workers,
              config.profile)

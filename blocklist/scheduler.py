@@ -4,8 +4,11 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 
 import redis
+
+from sync import publish
 
 from . import create_app, reputation
 
@@ -18,14 +21,40 @@ def run() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    interval = store.config.sweep_interval
-    while not stop.wait(interval):
-        try:
-            changed = reputation.sweep(store)
-            if changed:
-                log.info("decay sweep: %d numbers changed verdict", changed)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            log.warning("decay sweep skipped, Redis unavailable: %s", exc.__class__.__name__)
+    config = store.config
+    signer, _ = app.extensions["callmark.signing"]
+    jobs = []  # (interval, job); a publish sweeps first, so it also stands in for a sweep
+    if config.publish_interval:
+        jobs.append((config.publish_interval, lambda: _publish(store, signer)))
+    if config.sweep_interval:
+        jobs.append((config.sweep_interval, lambda: _sweep(store)))
+    due = {i: time.monotonic() + (0 if i == 0 else interval) for i, (interval, _) in enumerate(jobs)}
+    while jobs and not stop.wait(max(0.0, min(due.values()) - time.monotonic())):
+        for i, (interval, job) in enumerate(jobs):
+            if due[i] <= time.monotonic():
+                due[i] = time.monotonic() + interval
+                try:
+                    job()
+                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                    log.warning("scheduled job skipped, Redis unavailable: %s", exc.__class__.__name__)
+                except publish.PublishError as exc:
+                    log.warning("scheduled publish failed: %s", exc)
+
+
+def _sweep(store) -> None:
+    changed = reputation.sweep(store)
+    if changed:
+        log.info("decay sweep: %d numbers changed verdict", changed)
+
+
+def _publish(store, signer) -> None:
+    results = publish.publish(store, signer, wait=0)
+    if results is None:
+        log.info("scheduled publish skipped: another publisher holds the lock")
+        return
+    for result in results:
+        if result.new_version:
+            log.info("published %s", result.line())
 
 
 if __name__ == "__main__":

@@ -32,8 +32,8 @@ def connect(config: Config) -> tuple[redis.Redis, "embedded.EmbeddedRedis | None
     return redis.Redis(unix_socket_path=server.socket, **options), server
 
 
-def _lua(name: str) -> str:
-    return resources.files("blocklist").joinpath("lua", name).read_text()
+def _lua(name: str, package: str = "blocklist") -> str:
+    return resources.files(package).joinpath("lua", name).read_text()
 
 
 @dataclass
@@ -41,6 +41,7 @@ class Store:
     """What domain code needs: client, keys, scripts, settings, clock and the keying secret."""
 
     redis: redis.Redis
+    binary: redis.Redis  # the same server, answering bytes: snapshots and deltas
     config: Config
     keys: Keys
     report_script: "redis.commands.core.Script"
@@ -48,6 +49,13 @@ class Store:
     clock: Callable[[], float]
     secret: bytes  # keys token hashes and voter ids
     auth_cache: dict[str, float] = field(default_factory=dict)  # token hash -> trusted until (monotonic)
+    scripts: dict[tuple[str, str], "redis.commands.core.Script"] = field(default_factory=dict)
+
+    def script(self, package: str, name: str) -> "redis.commands.core.Script":
+        """A Lua script from `package`/lua/, registered once per store."""
+        if (package, name) not in self.scripts:
+            self.scripts[package, name] = self.redis.register_script(_lua(name, package))
+        return self.scripts[package, name]
 
     @classmethod
     def create(cls, client: redis.Redis, config: Config, secret: bytes) -> "Store":
@@ -62,8 +70,12 @@ class Store:
             f"local NTAGS = {len(tags.TAXONOMY)}\n"
         )
         shared = header + _lua("verdict.lua")
+        pool = client.connection_pool
+        binary = redis.Redis(connection_pool=redis.ConnectionPool(
+            connection_class=pool.connection_class, **{**pool.connection_kwargs, "decode_responses": False}))
         return cls(
             redis=client,
+            binary=binary,
             config=config,
             keys=Keys(config.buckets),
             report_script=client.register_script(shared + _lua("report.lua")),

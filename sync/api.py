@@ -1,0 +1,143 @@
+"""HTTP for phones and CDNs: lists, manifests, snapshots, deltas and the signing keys."""
+from __future__ import annotations
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+
+from blocklist.errors import CallMarkError, NotFound
+from blocklist.lists import LIST_RULES
+from blocklist.store import Store
+
+from . import publish, signing
+
+bp = Blueprint("sync", __name__)
+
+IMMUTABLE = "public, max-age=31536000, immutable"  # addressed by version: never changes
+SHORT = "public, max-age=60"  # "the latest": changes with the next publish
+MANIFEST_CACHE = "public, max-age=30, must-revalidate"
+
+
+class Gone(CallMarkError):
+    code = "delta_unavailable"
+    status = 410
+
+
+class InvalidVersion(CallMarkError):
+    code = "invalid_version"
+    status = 400
+
+
+def init_app(app: Flask) -> None:
+    """Load the signing keys, announce a successor if one is set, and add the routes."""
+    store: Store = app.extensions["callmark"]
+    current, upcoming = signing.load_keys(store.config)
+    if upcoming is not None:
+        signing.announce(store, current, upcoming, publish.iso(store.clock()))
+    app.extensions["callmark.signing"] = (current, upcoming)
+    app.register_blueprint(bp)
+
+
+def _store() -> Store:
+    return current_app.extensions["callmark"]
+
+
+def _state(name: str) -> dict[str, str]:
+    if name not in LIST_RULES:
+        raise NotFound(f"there is no list {name!r}", {"lists": list(LIST_RULES)})
+    state = publish.read_state(_store(), name)
+    if not state:
+        raise NotFound(f"list {name!r} has not been published yet; retry after the next publish")
+    return state
+
+
+def _version_arg(name: str) -> int | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise InvalidVersion(f"{name} must be a non-negative integer", {name: raw})
+    return int(raw)
+
+
+def _binary(body: bytes, etag: str, cache: str) -> Response:
+    response = Response(body, mimetype="application/octet-stream")
+    response.set_etag(etag)
+    response.headers["Cache-Control"] = cache
+    return response.make_conditional(request)
+
+
+@bp.get("/v1/lists")
+def lists():
+    out = []
+    for name in LIST_RULES:
+        state = publish.read_state(_store(), name)
+        count = int(state.get("count", 0))
+        size = int(state.get("snapshot_bytes", 0))
+        out.append({
+            "name": name,
+            "version": int(state["version"]) if state else None,
+            "generation": int(state["generation"]) if state else None,
+            "count": count,
+            "capacity": int(state["capacity"]) if state else None,
+            "error_rate": float(state["error_rate"]) if state else None,
+            "snapshot_bytes": size or None,
+            "bytes_per_number": round(size / count, 2) if count else None,
+            "bytes_per_number_when_full": round(size / int(state["capacity"]), 2) if state else None,
+            "published_at": publish.manifest_of(state)["published_at"] if state else None,
+        })
+    return jsonify(lists=out)
+
+
+@bp.get("/v1/lists/<name>/manifest")
+def manifest(name: str):
+    state = _state(name)
+    body = '{"manifest":' + state["manifest"] + ',"signature":"' + state["signature"] + '"}'
+    response = Response(body, mimetype="application/json")
+    response.set_etag(f"{state['version']}-{state['key_id']}")
+    response.headers["Cache-Control"] = MANIFEST_CACHE
+    return response.make_conditional(request)
+
+
+@bp.get("/v1/lists/<name>/snapshot")
+def snapshot(name: str):
+    state = _state(name)
+    wanted = _version_arg("version")
+    if wanted is not None and wanted != int(state["version"]):
+        raise NotFound(f"version {wanted} of {name!r} is not kept; only the latest snapshot is",
+                       {"latest": int(state["version"])})
+    if request.if_none_match.contains(state["sha256"]):
+        return _binary(b"", state["sha256"], IMMUTABLE if wanted is not None else SHORT)
+    body = _store().binary.get(_store().keys.list_snapshot(name))
+    return _binary(body, state["sha256"], IMMUTABLE if wanted is not None else SHORT)
+
+
+@bp.get("/v1/lists/<name>/delta")
+def delta(name: str):
+    state = _state(name)
+    latest = int(state["version"])
+    start = _version_arg("from")
+    end = _version_arg("to")
+    if start is None:
+        raise InvalidVersion("from is required: the version the client holds")
+    if end is not None and end != latest:
+        raise Gone(f"deltas lead to the latest version ({latest}); fetch the manifest again",
+                   {"latest": latest})
+    if start == latest:
+        response = Response(status=304)
+        response.headers["Cache-Control"] = SHORT
+        return response
+    etag = f"{start}-{latest}"
+    if request.if_none_match.contains(etag):
+        return _binary(b"", etag, IMMUTABLE if end is not None else SHORT)
+    body = _store().binary.get(_store().keys.list_delta(name, start)) if start < latest else None
+    if body is None:
+        raise Gone(f"no delta from version {start}: it is older than the retention, of another generation "
+                   "or unknown; fetch the snapshot", {"latest": latest})
+    return _binary(body, etag, IMMUTABLE if end is not None else SHORT)
+
+
+@bp.get("/v1/keys/signing")
+def signing_keys():
+    current, upcoming = current_app.extensions["callmark.signing"]
+    response = jsonify(signing.keys_document(_store(), current, upcoming))
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response

@@ -1,0 +1,263 @@
+"""Publishing: the change log becomes new, signed versions of the Bloom-filter lists.
+
+One publisher at a time holds a Redis lock with an expiry; its fencing token travels with
+every commit, and the commit (lua/commit.lua) also checks that the list is still at the
+version the publish started from, so an overlapping publisher can never corrupt a list.
+Everything a version needs (snapshot, deltas, manifest, signature, member set, change-log
+cursor) is computed in memory and made visible by that one script, so a publisher killed
+at any point leaves the previous version intact and served.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import redis
+from bitarray import bitarray
+
+from blocklist import changelog, reputation
+from blocklist.lists import LIST_RULES
+from blocklist.store import Store
+
+from . import bloom, delta
+from .signing import SigningKey
+
+log = logging.getLogger(__name__)
+
+LOCK_SECONDS = 900  # a publisher that dies releases the lock by expiry after this long
+LOCK_POLL = 0.2  # seconds between attempts when waiting for the lock
+CHANGES_PAGE = 10_000  # change-log entries read per round trip
+MEMBERS_PAGE = 10_000  # members read per SSCAN step when rebuilding
+NEW_GENERATION_HEADROOM = 2.0  # a new generation holds at least twice the members
+
+
+class PublishError(Exception):
+    """A publish could not complete; the previous versions stay served."""
+
+
+@dataclass
+class Published:
+    """What one publish did to one list."""
+
+    list: str
+    version: int
+    generation: int
+    count: int
+    added: int
+    removed: int
+    changed_bits: int
+    new_version: bool
+
+    def line(self) -> str:
+        if not self.new_version:
+            return f"{self.list}: unchanged at version {self.version} ({self.count} numbers)"
+        return (f"{self.list}: version {self.version} (generation {self.generation}), {self.count} numbers, "
+                f"+{self.added} -{self.removed}, {self.changed_bits} bits changed")
+
+
+def iso(unix: float) -> str:
+    return datetime.fromtimestamp(int(unix), tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def read_state(store: Store, name: str) -> dict[str, str]:
+    return store.redis.hgetall(store.keys.list_state(name))
+
+
+def manifest_of(state: dict[str, str]) -> dict[str, Any] | None:
+    return json.loads(state["manifest"]) if state.get("manifest") else None
+
+
+# --- the lock -------------------------------------------------------------------------
+
+def acquire(store: Store, wait: float | None) -> tuple[str, int] | None:
+    """Take the publish lock: (lock value, fencing token), or None if `wait` ran out."""
+    value = secrets.token_hex(16)
+    deadline = None if wait is None else time.monotonic() + wait
+    while not store.redis.set(store.keys.publish_lock(), value, nx=True, ex=LOCK_SECONDS):
+        if deadline is not None and time.monotonic() >= deadline:
+            return None
+        time.sleep(LOCK_POLL)
+    return value, int(store.redis.incr(store.keys.publish_fence()))
+
+
+_RELEASE = """
+-- KEYS[1] the lock; ARGV[1] the value this holder set. Deletes it only if still ours.
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def release(store: Store, value: str) -> None:
+    store.redis.eval(_RELEASE, 1, store.keys.publish_lock(), value)
+
+
+# --- publishing -------------------------------------------------------------------------
+
+def publish(store: Store, signer: SigningKey, wait: float | None = 0.0) -> list[Published] | None:
+    """Sweep decay, then publish every list; None when another publisher holds the lock."""
+    held = acquire(store, wait)
+    if held is None:
+        return None
+    value, fence = held
+    try:
+        reputation.sweep(store)
+        return [publish_list(store, signer, name, fence) for name in LIST_RULES]
+    finally:
+        release(store, value)
+
+
+def _pending(store: Store, name: str, cursor: str | None) -> tuple[dict[str, bool], str]:
+    """Each number whose membership the change log may have changed -> member now?"""
+    rule = LIST_RULES[name]
+    wanted: dict[str, bool] = {}
+    while True:
+        changes, cursor = changelog.read(store, cursor, CHANGES_PAGE)
+        for change in changes:
+            wanted[change.number] = rule(change.verdict, change.label)
+        if len(changes) < CHANGES_PAGE:
+            return wanted, cursor
+
+
+def _capacity(store: Store, count: int, headroom: float) -> int:
+    return max(store.config.list_min_capacity, math.ceil(count * headroom))
+
+
+def _members(store: Store, name: str) -> list[str]:
+    return list(store.redis.sscan_iter(store.keys.list_members(name), count=MEMBERS_PAGE))
+
+
+def publish_list(store: Store, signer: SigningKey, name: str, fence: int) -> Published:
+    state = read_state(store, name)
+    version = int(state.get("version", 0))
+    wanted, cursor = _pending(store, name, state.get("cursor"))
+    candidates = list(wanted)
+    flags = store.redis.smismember(store.keys.list_members(name), candidates) if candidates else []
+    adds = [n for n, is_member in zip(candidates, flags) if wanted[n] and not is_member]
+    removes = [n for n, is_member in zip(candidates, flags) if not wanted[n] and is_member]
+    count = int(state.get("count", 0)) + len(adds) - len(removes)
+    resign = bool(state) and state.get("key_id") != signer.key_id
+    if state and not adds and not removes and not resign:
+        if cursor != state.get("cursor"):
+            _commit(store, name, fence, version, {"cursor": cursor}, b"", [], [], {}, [])
+        return Published(name, version, int(state["generation"]), count, 0, 0, 0, False)
+
+    error_rate = float(state.get("error_rate", store.config.list_error_rate))
+    capacity = int(state.get("capacity", 0))
+    generation = int(state.get("generation", 0))
+    old_bits = None
+    if state and count <= capacity:
+        old = bloom.parse_snapshot(store.binary.get(store.keys.list_snapshot(name)) or b"")
+        old_bits = old.bits
+    if old_bits is None:  # first version, or the list outgrew its filter: a new generation
+        generation += 1
+        headroom = store.config.list_headroom if not state else max(store.config.list_headroom,
+                                                                    NEW_GENERATION_HEADROOM)
+        capacity = _capacity(store, count, headroom)
+        error_rate = store.config.list_error_rate
+        geom = bloom.geometry(capacity, error_rate)
+        members = (set(_members(store, name)) | set(adds)) - set(removes)
+        bits = bloom.build_bits(sorted(members), geom)
+    elif removes:  # a Bloom filter cannot forget: rebuild from the members
+        geom = bloom.geometry(capacity, error_rate)
+        members = (set(_members(store, name)) | set(adds)) - set(removes)
+        bits = bloom.build_bits(sorted(members), geom)
+    else:  # additions only: set their bits, cost proportional to the change
+        geom = bloom.geometry(capacity, error_rate)
+        bits = bitarray(old_bits)
+        bloom.add_keys(bits, adds, geom)
+
+    snapshot = bloom.snapshot_bytes(bits, error_rate=error_rate, capacity=capacity, count=count)
+    digest = hashlib.sha256(snapshot).digest()
+    now = store.clock()
+    new_version = version + 1
+    history = _history(state, generation, now, store)
+    deltas = _deltas(store, name, history, old_bits, bits, new_version, digest, geom)
+    dropped = [store.keys.list_delta(name, v) for v, _ in json.loads(state.get("history", "[]"))
+               if store.keys.list_delta(name, v) not in deltas]
+    manifest = {
+        "list": name,
+        "version": new_version,
+        "generation": generation,
+        "error_rate": error_rate,
+        "capacity": capacity,
+        "count": count,
+        "num_slices": geom.num_slices,
+        "bits_per_slice": geom.bits_per_slice,
+        "sha256": digest.hex(),
+        "snapshot_bytes": len(snapshot),
+        "published_at": iso(now),
+        "key_id": signer.key_id,
+    }
+    fields = {
+        "version": new_version, "generation": generation, "capacity": capacity, "count": count,
+        "error_rate": repr(error_rate), "num_slices": geom.num_slices, "bits_per_slice": geom.bits_per_slice,
+        "sha256": digest.hex(), "snapshot_bytes": len(snapshot), "published_at": int(now),
+        "key_id": signer.key_id, "manifest": json.dumps(manifest, sort_keys=True, separators=(",", ":")),
+        "signature": signer.sign(manifest), "cursor": cursor,
+        "history": json.dumps(history + [[new_version, int(now)]]),
+    }
+    changed_bits = len(delta.diff_positions(old_bits, bits)) if old_bits is not None else 0
+    _commit(store, name, fence, version, fields, snapshot, adds, removes, deltas, dropped)
+    return Published(name, new_version, generation, count, len(adds), len(removes), changed_bits, True)
+
+
+def _history(state: dict[str, str], generation: int, now: float, store: Store) -> list[list[int]]:
+    """The versions of this generation that deltas may still start from: [version, published]."""
+    if not state or int(state.get("generation", 0)) != generation:
+        return []
+    oldest = now - store.config.delta_retention_days * 86400
+    kept = [v for v in json.loads(state.get("history", "[]")) if v[1] >= oldest]
+    return kept[-store.config.delta_retention:]
+
+
+def _deltas(store: Store, name: str, history: list[list[int]], old_bits: bitarray | None, bits: bitarray,
+            to_version: int, digest: bytes, geom: bloom.Geometry) -> dict[str, bytes]:
+    """Encoded deltas from every retained version to the new one, by key.
+
+    delta(a -> new) = delta(a -> previous) XOR delta(previous -> new), so each publish costs
+    the size of the retained deltas, never a rebuild, and serving one is a single GET.
+    """
+    keys = store.keys
+    if old_bits is None:  # new generation: nothing older can be patched
+        return {}
+    step = delta.diff_positions(old_bits, bits)
+    previous = to_version - 1
+    stored = store.binary.mget([keys.list_delta(name, v) for v, _ in history if v != previous]) if history else []
+    out: dict[str, bytes] = {}
+    bodies = iter(stored)
+    for v, _ in history:
+        if v == previous:
+            positions = step
+        else:
+            body = next(bodies)
+            if body is None:
+                continue  # expired or lost: that version gets a 410 and takes the snapshot
+            positions = np.setxor1d(delta.decode(body)[1], step, assume_unique=True)
+        out[keys.list_delta(name, v)] = delta.encode(positions, list_name=name, from_version=v,
+                                                     to_version=to_version, num_bits=geom.num_bits,
+                                                     snapshot_sha256=digest)
+    return out
+
+
+def _commit(store: Store, name: str, fence: int, started_from: int, fields: dict[str, Any], snapshot: bytes,
+            adds: list[str], removes: list[str], deltas: dict[str, bytes], dropped: list[str]) -> None:
+    keys = store.keys
+    script = store.script("sync", "commit.lua")
+    try:
+        script(
+            keys=[keys.list_state(name), keys.list_snapshot(name), keys.list_members(name), *deltas, *dropped],
+            args=[fence, started_from, json.dumps({k: str(v) for k, v in fields.items()}), snapshot,
+                  len(adds), len(removes), len(deltas), *adds, *removes, *deltas.values()],
+        )
+    except redis.ResponseError as exc:
+        if str(exc).startswith("STALE"):
+            raise PublishError(f"{name}: {exc}") from None
+        raise
