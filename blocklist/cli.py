@@ -5,6 +5,7 @@ import sys
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup
 
 from . import importer, reputation
 
@@ -18,7 +19,7 @@ def _store():
     return current_app.extensions["callmark"]
 
 
-@click.group("import", help="Import data sets as reports.")
+@click.group("import", cls=AppGroup, help="Import data sets as reports.")
 def import_group() -> None:
     pass
 
@@ -35,7 +36,7 @@ def import_ftc_dnc(files: tuple[str, ...], dated_now: bool) -> None:
         click.echo(line)
 
 
-@click.group("reputation", help="Reputation maintenance.")
+@click.group("reputation", cls=AppGroup, help="Reputation maintenance.")
 def reputation_group() -> None:
     pass
 

@@ -1,6 +1,7 @@
 """Phone numbers: whatever a phone shows, normalised to E.164 with phonenumbers."""
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import phonenumbers
@@ -10,6 +11,9 @@ from .errors import InvalidNumber
 
 MAX_INPUT_LENGTH = 40  # characters; longer input is not a phone number anyway
 PARSE_CACHE_SIZE = 65536  # hot numbers (a spammer's, a hotline) are parsed once per process
+# Control and format characters, line separators and lone surrogates: phonenumbers would
+# quietly drop them at the ends, but a number that carries them is not what a phone showed.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 _REASONS = {
     phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: "unknown or missing country code",
@@ -29,6 +33,8 @@ def normalize(raw: str, region: str) -> str:
     """Return the E.164 form of `raw`, read as dialled in `region`, or raise InvalidNumber."""
     if not isinstance(raw, str):
         raise InvalidNumber("number must be a string", {"reason": "not a string"})
+    if CONTROL.search(raw):
+        raise InvalidNumber("number contains control characters", {"reason": "control characters"})
     return _normalize(raw.strip(), region.upper())
 
 
@@ -38,6 +44,7 @@ def _normalize(raw: str, region: str) -> str:
         raise InvalidNumber("number is empty", {"reason": "empty"})
     if len(raw) > MAX_INPUT_LENGTH:
         raise InvalidNumber("number is too long", {"reason": "too long"})
+
     if not is_region(region):
         raise InvalidNumber(f"unknown region {region!r}", {"reason": "unknown region"})
     try:

@@ -6,6 +6,7 @@ import sys
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup
 
 from . import publish, signing
 
@@ -15,7 +16,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(signing_group)
 
 
-@click.group("lists", help="Publish the Bloom-filter lists.")
+@click.group("lists", cls=AppGroup, help="Publish the Bloom-filter lists.")
 def lists_group() -> None:
     pass
 
@@ -38,7 +39,7 @@ def publish_now(wait: float) -> None:
         click.echo(result.line())
 
 
-@click.group("signing", help="The Ed25519 keys that sign manifests.")
+@click.group("signing", cls=AppGroup, help="The Ed25519 keys that sign manifests.")
 def signing_group() -> None:
     pass
 

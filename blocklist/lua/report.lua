@@ -56,9 +56,15 @@ if mode == 'vote' then
     local vote = math.floor(now / 60) * 32 + tag
     add_evidence(tag, 1, contribution(vote))
     set(voter, vote)
-    if not fields.f then
+    -- f and l are the earliest and latest report times: imports may arrive out of order.
+    local first = tonumber(fields.f)
+    local last = tonumber(fields.l) or first
+    if not first then
       set('f', now)
-    elseif tonumber(fields.f) ~= now then
+    elseif now < first then
+      set('f', now)
+      set('l', last)
+    elseif now > last then
       set('l', now)
     end
     if details ~= '' then
@@ -100,7 +106,7 @@ if ends then
 elseif old_state >= 3 * 64 then  -- only a number that was blocked can be on the schedule
   redis.call('ZREM', schedule, number)
 end
-if rid_ttl > 0 and outcome ~= 'duplicate' then
+if rid_ttl > 0 then
   redis.call('SET', rid, '1', 'EX', rid_ttl)
 end
 return {outcome, verdict, label, changed}
