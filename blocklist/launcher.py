@@ -53,7 +53,8 @@ def serve(app: Flask) -> None:
         _Gunicorn({
             "bind": f"{config.host}:{config.port}",
             "workers": workers,
-            "worker_class": "sync",
+            "worker_class": "gthread",
+            "threads": 4,
             "graceful_timeout": GRACEFUL_TIMEOUT,
             "accesslog": None,
             "errorlog": "-",

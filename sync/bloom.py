@@ -23,7 +23,7 @@ from bitarray import bitarray
 FILE_FMT = "<dQQQQ"  # snapshot header: error_rate, num_slices, bits_per_slice, capacity, count
 HEADER_BYTES = struct.calcsize(FILE_FMT)  # 40
 PARALLEL_MIN_KEYS = 200_000  # below this, starting worker processes costs more than they save
-BATCH_KEYS = 1 << 18  # keys hashed per numpy batch; bounds the memory of digests and positions
+BATCH_KEYS = 1 << 13  # keys hashed per numpy batch: their digests stay in the CPU cache
 KEY_SEPARATOR = b"\n"  # never in an E.164 string, so keys travel to workers as one bytes object
 
 # (largest total hash bits, name, constructor), in pybloom-live's order of preference.
@@ -34,6 +34,12 @@ _HASHES = (
     (384, "sha384", hashlib.sha384),
     (None, "sha512", hashlib.sha512),
 )
+
+
+def _one_digest(hash_name: str, data: bytes) -> bytes:
+    if hash_name == "xxh128":
+        return xxhash.xxh3_128_digest(data)
+    return getattr(hashlib, hash_name)(data).digest()
 
 
 class SnapshotError(ValueError):
@@ -91,7 +97,7 @@ class HashScheme:
                 out.append(b"".join([digest(prefix + k) for k in key_bytes]))
             return out
         for prefix in self.prefixes:
-            salt = hashlib.new(self.hash_name, prefix)
+            salt = getattr(hashlib, self.hash_name)(prefix)
             copy = salt.copy
             parts = []
             append = parts.append
@@ -102,20 +108,21 @@ class HashScheme:
             out.append(b"".join(parts))
         return out
 
-    def positions_of_bytes(self, key_bytes: Sequence[bytes]) -> np.ndarray:
-        """Absolute bit positions, shape (len(keys), k), for UTF-8 encoded keys."""
+    def slice_values(self, key_bytes: Sequence[bytes]) -> np.ndarray:
+        """Each key's bit within each slice (before the slice offsets), shape (len(keys), k)."""
         k, s = self.geometry
         n = len(key_bytes)
         if n == 0:
-            return np.empty((0, k), dtype=np.int64)
-        columns = [np.frombuffer(d, dtype=self.value_dtype).reshape(n, -1) for d in self.digests(key_bytes)]
-        values = columns[0] if len(columns) == 1 else np.hstack(columns)
-        values = values[:, :k]
-        if self.fmt_code == "Q":
-            values = values % np.uint64(s)
-        else:
-            values = values.astype(np.int64) % s
-        return values.astype(np.int64, copy=False) + np.arange(k, dtype=np.int64) * s
+            return np.empty((0, k), dtype=np.uint64)
+        parts = [np.frombuffer(d, dtype=self.value_dtype).reshape(n, -1) for d in self.digests(key_bytes)]
+        values = (parts[0] if len(parts) == 1 else np.hstack(parts))[:, :k]
+        return values % values.dtype.type(s)
+
+    def positions_of_bytes(self, key_bytes: Sequence[bytes]) -> np.ndarray:
+        """Absolute bit positions, shape (len(keys), k), for UTF-8 encoded keys."""
+        k, s = self.geometry
+        offsets = np.arange(k, dtype=np.int64) * s
+        return self.slice_values(key_bytes).astype(np.int64) + offsets
 
 
 def geometry(capacity: int, error_rate: float) -> Geometry:
@@ -157,7 +164,14 @@ def encode_keys(keys: Sequence[str]) -> list[bytes]:
 
 def key_positions(key: str, geom: Geometry) -> list[int]:
     """The k absolute bit positions of one key, slice by slice."""
-    return hash_scheme(geom).positions_of_bytes([key.encode("utf-8")])[0].tolist()
+    scheme = hash_scheme(geom)
+    k, s = geom
+    data = key.encode("utf-8")
+    values: list[int] = []
+    for prefix in scheme.prefixes:
+        digest = _one_digest(scheme.hash_name, prefix + data)
+        values.extend(struct.unpack(f"<{len(digest) // scheme.value_dtype.itemsize}{scheme.fmt_code}", digest))
+    return [j * s + v % s for j, v in enumerate(values[:k])]
 
 
 def positions_array(keys: Sequence[str], geom: Geometry) -> np.ndarray:
@@ -173,11 +187,21 @@ def contains(bits: bitarray, key: str, geom: Geometry) -> bool:
 def _packed_bits(key_bytes: Sequence[bytes], geom: Geometry) -> bytes:
     """The filter bytes (little-endian bit order) of UTF-8 encoded keys."""
     scheme = hash_scheme(geom)
-    # One byte per filter bit: random writes to a bool array beat OR-ing bits into packed bytes.
-    marks = np.zeros(geom.num_bits, dtype=bool)
-    for start in range(0, len(key_bytes), BATCH_KEYS):
-        marks[scheme.positions_of_bytes(key_bytes[start : start + BATCH_KEYS]).ravel()] = True
-    return np.packbits(marks, bitorder="little").tobytes()
+    k, s = geom
+    n = len(key_bytes)
+    # Slice-major: all keys' bits of one slice at a time keep the random writes inside one
+    # slice-sized array that stays in cache; writes spread over the whole filter miss it.
+    columns = np.empty((k, n), dtype=np.uint32 if s <= 1 << 32 else np.uint64)
+    for start in range(0, n, BATCH_KEYS):
+        columns[:, start : start + BATCH_KEYS] = scheme.slice_values(key_bytes[start : start + BATCH_KEYS]).T
+    bits = bitarray(endian="little")
+    # One byte per bit: setting bools by index is safe with repeated indexes, OR-ing packed bytes is not.
+    marks = np.empty(s, dtype=bool)
+    for column in columns:
+        marks[:] = False
+        marks[column] = True
+        bits += _bits_from_bytes(np.packbits(marks, bitorder="little").tobytes(), s)
+    return bits.tobytes()
 
 
 def _packed_bits_worker(keys: bytes | list[bytes], geom: Geometry) -> bytes:

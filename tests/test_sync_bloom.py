@@ -46,7 +46,7 @@ def pybloom_filter(keys: list[str], capacity: int, error_rate: float) -> BloomFi
 
 
 @pytest.mark.parametrize("capacity", [1, 7, 100, 999, 1000, 12345, 10**6, 3 * 10**7])
-@pytest.mark.parametrize("error_rate", [0.5, 0.1, 0.03, 0.01, 0.001, 0.0001, 1e-6])
+@pytest.mark.parametrize("error_rate", [0.5, 0.1, 0.03, 0.01, 0.001, 0.0001, 1e-6, 2.0**-29])  # 2**-29: log(x, 2) != log2(x)
 def test_geometry_matches_pybloom(capacity, error_rate):
     bf = BloomFilter(capacity, error_rate) if capacity <= 10**6 else None
     geom = bloom.geometry(capacity, error_rate)
