@@ -26,6 +26,14 @@ class InvalidVersion(CallMarkError):
     status = 400
 
 
+class UnknownList(NotFound):
+    code = "unknown_list"
+
+
+class UnknownVersion(NotFound):
+    code = "unknown_version"
+
+
 def init_app(app: Flask) -> None:
     """Load the signing keys, announce a successor if one is set, and add the routes."""
     store: Store = app.extensions["callmark"]
@@ -42,11 +50,24 @@ def _store() -> Store:
 
 def _state(name: str) -> dict[str, str]:
     if name not in LIST_RULES:
-        raise NotFound(f"there is no list {name!r}", {"lists": list(LIST_RULES)})
+        raise UnknownList(f"there is no list {name!r}", {"lists": list(LIST_RULES)})
     state = publish.read_state(_store(), name)
     if not state:
-        raise NotFound(f"list {name!r} has not been published yet; retry after the next publish")
+        raise UnknownList(f"list {name!r} has not been published yet; retry after the next publish")
     return state
+
+
+def _consistent(name: str, key: str) -> tuple[dict[str, str], bytes | None]:
+    """The list's state and the artifact at key, read in one MULTI.
+
+    A publish committing between two separate reads would pair one version's headers with
+    the next version's bytes, and a cache would keep that pair as immutable.
+    """
+    pipe = _store().binary.pipeline(transaction=True)
+    pipe.hgetall(_store().keys.list_state(name))
+    pipe.get(key)
+    raw, body = pipe.execute()
+    return {k.decode(): v.decode() for k, v in raw.items()}, body
 
 
 def _version_arg(name: str) -> int | None:
@@ -102,11 +123,14 @@ def snapshot(name: str):
     state = _state(name)
     wanted = _version_arg("version")
     if wanted is not None and wanted != int(state["version"]):
-        raise NotFound(f"version {wanted} of {name!r} is not kept; only the latest snapshot is",
+        raise UnknownVersion(f"version {wanted} of {name!r} is not kept; only the latest snapshot is",
                        {"latest": int(state["version"])})
     if request.if_none_match.contains(state["sha256"]):
         return _binary(b"", state["sha256"], IMMUTABLE if wanted is not None else SHORT)
-    body = _store().binary.get(_store().keys.list_snapshot(name))
+    state, body = _consistent(name, _store().keys.list_snapshot(name))
+    if wanted is not None and wanted != int(state["version"]):
+        raise UnknownVersion(f"version {wanted} of {name!r} is not kept; only the latest snapshot is",
+                       {"latest": int(state["version"])})
     return _binary(body, state["sha256"], IMMUTABLE if wanted is not None else SHORT)
 
 
@@ -128,8 +152,10 @@ def delta(name: str):
     etag = f"{start}-{latest}"
     if request.if_none_match.contains(etag):
         return _binary(b"", etag, IMMUTABLE if end is not None else SHORT)
-    body = _store().binary.get(_store().keys.list_delta(name, start)) if start < latest else None
-    if body is None:
+    state, body = _consistent(name, _store().keys.list_delta(name, start))
+    if int(state["version"]) != latest:  # published meanwhile: the body leads elsewhere
+        raise Gone("the list moved on while reading; fetch the manifest again", {"latest": int(state["version"])})
+    if body is None or start > latest:
         raise Gone(f"no delta from version {start}: it is older than the retention, of another generation "
                    "or unknown; fetch the snapshot", {"latest": latest})
     return _binary(body, etag, IMMUTABLE if end is not None else SHORT)
