@@ -5,9 +5,11 @@ tag (`{b17}`), so one script can update them all atomically on a Redis Cluster t
 """
 from __future__ import annotations
 
+import hashlib
 import zlib
 
 PREFIX = "cm"
+INDEX_PREFIX_HEX = 3  # hex digits of sha256(number) per prefix-index set: 4096 sets per bucket
 
 
 class Keys:
@@ -38,6 +40,19 @@ class Keys:
     def report_id(self, number: str, voter: str, report_id: str) -> str:
         """String with a lifetime: marks a report_id as seen, in the number's bucket."""
         return f"{PREFIX}:rid:{{b{self.bucket_of(number)}}}:{voter}:{report_id}"
+
+    def prefix_index(self, number: str) -> str:
+        """Set (an intset: digits as integers): the bucket's numbers with a verdict, by hash prefix."""
+        prefix = hashlib.sha256(number.encode()).hexdigest()[:INDEX_PREFIX_HEX]
+        return f"{PREFIX}:px:{{b{self.bucket_of(number)}}}:{prefix}"
+
+    def prefix_index_of(self, bucket: int, prefix: str) -> str:
+        """The prefix-index set of one bucket for the first INDEX_PREFIX_HEX hex digits."""
+        return f"{PREFIX}:px:{{b{bucket}}}:{prefix[:INDEX_PREFIX_HEX]}"
+
+    def device_votes(self, device_id: str) -> str:
+        """Set: the numbers a device has voted on (digits), so erasing it finds its votes."""
+        return f"{PREFIX}:dv:{{d{device_id}}}"
 
     def device(self, device_id: str) -> str:
         """Hash: a device's keyed token hash and registration time."""

@@ -65,15 +65,15 @@ def _min_stream_id(store: Store) -> str:
 
 
 def _call(store: Store, mode: str, number: str, at: float, voter: str = "", tag: int = 0,
-          report_id: str | None = None, details: str = "", client=None):
+          report_id: str | None = None, details: str = "", flag: str = "", client=None):
     keys = store.keys
     bucket = keys.bucket_of(number)
     rid_key = keys.report_id(number, voter, report_id) if report_id else keys.number(number)
     return store.report_script(
         keys=[keys.number(number), keys.changes(bucket), keys.decay_schedule(bucket), rid_key,
-              keys.details(bucket)],
+              keys.details(bucket), keys.prefix_index(number)],
         args=[mode, number, _since_epoch(at), int(at), _min_stream_id(store), voter, tag,
-              store.config.idempotency_hours * 3600 if report_id else 0, details],
+              store.config.idempotency_hours * 3600 if report_id else 0, details, flag, number.lstrip("+")],
         client=client,
     )
 
@@ -97,6 +97,19 @@ def withdraw_vote(store: Store, number: str, voter: str) -> Outcome:
     return _outcome(_call(store, "withdraw", number, store.clock(), voter))
 
 
+OVERRIDE_FLAGS = {"allow": "1", "block": "2", None: ""}
+
+
+def set_override(store: Store, number: str, verdict: str | None) -> Outcome:
+    """Pin a number's verdict to allow or block (None clears it); the crowd no longer decides."""
+    return _outcome(_call(store, "override", number, store.clock(), flag=OVERRIDE_FLAGS[verdict]))
+
+
+def set_disputed(store: Store, number: str, disputed: bool) -> Outcome:
+    """While a dispute is open the number shows warn at most."""
+    return _outcome(_call(store, "dispute", number, store.clock(), flag="1" if disputed else ""))
+
+
 def _iso(since_epoch: str | None) -> str | None:
     if since_epoch is None:
         return None
@@ -107,10 +120,10 @@ def _iso(since_epoch: str | None) -> str | None:
 def lookup(store: Store, number: str) -> dict[str, Any]:
     """The reputation of a number as of now (`GET /v1/numbers/<number>`)."""
     reply = store.read_script(keys=[store.keys.number(number)], args=[_since_epoch(store.clock())])
-    verdict, label, reporters, score, first, last = reply[:6]
+    verdict, label, reporters, score, first, last, override, disputed = reply[:8]
     verdict, label = VERDICTS[int(verdict)], _label(int(label))
     per_tag = {}
-    for i in range(6, len(reply), 3):
+    for i in range(8, len(reply), 3):
         per_tag[tags.TAXONOMY[int(reply[i])].code] = {"reporters": int(reply[i + 1]),
                                                       "score": round(float(reply[i + 2]), 3)}
     return {
@@ -123,6 +136,8 @@ def lookup(store: Store, number: str) -> dict[str, Any]:
         "first_seen": _iso(first),
         "last_seen": _iso(last),
         "lists": lists.lists_for(verdict, label),
+        "override": {"1": "allow", "2": "block"}.get(override),
+        "disputed": bool(disputed),
     }
 
 

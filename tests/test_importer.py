@@ -10,6 +10,7 @@ import phonenumbers
 import pytest
 
 from blocklist import reputation, tags
+from tests.support import redis_state
 
 FTC_FILE = "dnc-reported-calls-2021-07-07.csv"
 SLICE_ROWS = 300
@@ -82,20 +83,6 @@ def us_e164(raw: str) -> str | None:
 
 def stored_numbers(redis_client) -> set[str]:
     return {key.rsplit(":", 1)[1] for key in redis_client.scan_iter(match="cm:n:*", count=1000)}
-
-
-def redis_state(r) -> dict:
-    state = {}
-    for key in r.scan_iter(count=1000):
-        kind = r.type(key)
-        value = {
-            "hash": lambda: r.hgetall(key),
-            "string": lambda: r.get(key),
-            "zset": lambda: r.zrange(key, 0, -1, withscores=True),
-            "stream": lambda: r.xrange(key),
-        }[kind]()
-        state[key] = (kind, value)
-    return state
 
 
 def utc(text: str) -> datetime:

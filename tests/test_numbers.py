@@ -7,6 +7,7 @@ import pytest
 
 from blocklist import numbers
 from blocklist.errors import InvalidNumber
+from tests.support import redis_state
 
 # (raw input, region it is read in, E.164)
 ACCEPTED = [
@@ -98,23 +99,6 @@ def assert_error(response, status: int, *codes: str) -> dict:
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
     assert isinstance(body["error"]["details"], dict)
     return body["error"]
-
-
-def redis_state(r) -> dict:
-    """Every key with its type and content, to prove a request wrote nothing."""
-    state = {}
-    for key in r.scan_iter(count=1000):
-        kind = r.type(key)
-        value = {
-            "hash": lambda: r.hgetall(key),
-            "string": lambda: r.get(key),
-            "zset": lambda: r.zrange(key, 0, -1, withscores=True),
-            "stream": lambda: r.xrange(key),
-            "set": lambda: sorted(r.smembers(key)),
-            "list": lambda: r.lrange(key, 0, -1),
-        }[kind]()
-        state[key] = (kind, value)
-    return state
 
 
 # --- normalize() ---------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from tests.support import redis_state
 
 NUMBER = "13800138000"
 E164 = "+8613800138000"
@@ -30,23 +31,6 @@ def assert_item_error(item: dict, index: int, *codes: str) -> dict:
     assert item["error"]["message"]
     assert isinstance(item["error"]["details"], dict)
     return item["error"]
-
-
-def redis_state(r) -> dict:
-    """Every key with its type and content, to prove a request wrote nothing."""
-    state = {}
-    for key in r.scan_iter(count=1000):
-        kind = r.type(key)
-        value = {
-            "hash": lambda: r.hgetall(key),
-            "string": lambda: r.get(key),
-            "zset": lambda: r.zrange(key, 0, -1, withscores=True),
-            "stream": lambda: r.xrange(key),
-            "set": lambda: sorted(r.smembers(key)),
-            "list": lambda: r.lrange(key, 0, -1),
-        }[kind]()
-        state[key] = (kind, value)
-    return state
 
 
 def number_keys(r) -> set[str]:

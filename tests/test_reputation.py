@@ -53,7 +53,8 @@ def test_number_without_evidence_is_unknown_with_200(client, device, redis_clien
     keys_before = redis_client.dbsize()
     body = reputation_of(client, device)
     assert body == {"number": E164, "verdict": "unknown", "label": None, "score": 0.0, "reporters": 0,
-                    "tags": {}, "first_seen": None, "last_seen": None, "lists": []}
+                    "tags": {}, "first_seen": None, "last_seen": None, "lists": [], "override": None,
+                    "disputed": False}
     assert redis_client.dbsize() == keys_before  # a lookup writes nothing
 
 

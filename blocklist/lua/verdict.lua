@@ -7,6 +7,8 @@
 --         so a write is one HINCRBYFLOAT and nothing is rewritten as time passes)
 --   f     first report, seconds since the epoch; l  last report (absent when equal to f)
 --   v     published state: verdict code * 64 + label index + 1 (0 = unknown, no label)
+--   o     operator override: 1 allow, 2 block (absent: none)
+--   d     1 while the owner's dispute is open: the number shows warn at most
 --   <8 characters>  one device's vote: minute since the epoch * 32 + tag index
 
 local VERDICT_UNKNOWN, VERDICT_ALLOW, VERDICT_WARN, VERDICT_BLOCK = 0, 1, 2, 3
@@ -20,7 +22,7 @@ end
 local SMALL_HASH = 48  -- fields; a smaller hash is read whole, a bigger one field by field
 
 -- Reads a number's hash: per-tag reporters and scores (indexed from 0), the state fields
--- v, f, l, and the vote of `voter` ('' for none). Returns reporters, scores, fields.
+-- v, f, l, o, d, and the vote of `voter` ('' for none). Returns reporters, scores, fields.
 local function read_state(key, voter)
   local reporters, scores, fields = {}, {}, {}
   for i = 0, NTAGS - 1 do
@@ -46,24 +48,25 @@ local function read_state(key, voter)
     end
     return reporters, scores, fields
   end
-  local names = {'v', 'f', 'l', voter}
+  local names = {'v', 'f', 'l', 'o', 'd', voter}
   for i = 0, NTAGS - 1 do
     names[#names + 1] = 'r' .. i
     names[#names + 1] = 's' .. i
   end
   local values = redis.call('HMGET', key, unpack(names))
-  fields.v, fields.f, fields.l, fields.vote = values[1], values[2], values[3], values[4]
+  fields.v, fields.f, fields.l, fields.o, fields.d, fields.vote =
+    values[1], values[2], values[3], values[4], values[5], values[6]
   for i = 0, NTAGS - 1 do
-    reporters[i] = tonumber(values[5 + 2 * i]) or 0
-    scores[i] = tonumber(values[6 + 2 * i]) or 0
+    reporters[i] = tonumber(values[7 + 2 * i]) or 0
+    scores[i] = tonumber(values[8 + 2 * i]) or 0
   end
   return reporters, scores, fields
 end
 
--- Returns verdict code, label index (-1 for none), total reporters, net spam score now
--- (in reporters' worth of fresh evidence) and, for a block, the second (since the epoch)
--- at which decay alone will end it.
-local function evaluate(reporters, scores, now)
+-- The crowd's verdict: verdict code, label index (-1 for none), total reporters, net spam
+-- score now (in reporters' worth of fresh evidence) and, for a block, the second (since
+-- the epoch) at which decay alone will end it.
+local function crowd_verdict(reporters, scores, now)
   local spam_r, spam_s, safe_r, safe_s, info_r, total = 0, 0, 0, 0, 0, 0
   -- Dominant tag of each kind by reporters; lower index = more severe, so ties keep the earlier.
   local top_spam, top_safe, top_info = -1, -1, -1
@@ -100,6 +103,23 @@ local function evaluate(reporters, scores, now)
     return VERDICT_WARN, top_spam, total, score, nil
   end
   return VERDICT_ALLOW, top_info, total, score, nil
+end
+
+local SAFE_TAG = string.find(KINDS, 'x') - 1
+
+-- The verdict as published: the crowd's, unless an operator override or an open dispute
+-- says otherwise. An override wins outright; a dispute holds a block at warn.
+local function evaluate(reporters, scores, now, fields)
+  local verdict, label, total, score, ends = crowd_verdict(reporters, scores, now)
+  if fields.o == '1' then
+    return VERDICT_ALLOW, SAFE_TAG, total, score, nil
+  elseif fields.o == '2' then
+    if verdict ~= VERDICT_BLOCK and verdict ~= VERDICT_WARN then label = -1 end
+    return VERDICT_BLOCK, label, total, score, nil
+  elseif fields.d and verdict == VERDICT_BLOCK then
+    return VERDICT_WARN, label, total, score, nil
+  end
+  return verdict, label, total, score, ends
 end
 
 local function fmt_score(x)
