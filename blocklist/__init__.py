@@ -35,6 +35,14 @@ def _secret(config: Config) -> bytes:
     return load_or_create(path, lambda: secrets.token_urlsafe(48).encode())
 
 
+def _limiter_storage(config: Config, client) -> str:
+    """The rate limiter's storage URI: the same Redis (and database) as everything else."""
+    kwargs = client.connection_pool.connection_kwargs
+    if "path" in kwargs:  # a Unix socket: the embedded server, or a unix:// REDIS_URL
+        return f"redis+unix://{kwargs['path']}?db={kwargs.get('db', 0)}"
+    return config.redis_url
+
+
 def create_app(config: Config | None = None) -> Flask:
     """Build the application from `config` (default: the environment)."""
     config = config or Config.from_env()
@@ -51,10 +59,11 @@ def create_app(config: Config | None = None) -> Flask:
     from sync import api as sync_api
     from sync import cli as sync_cli
 
-    from . import api, cli
+    from . import api, cli, ratelimit
     from .api import errors
 
     app.register_blueprint(api.bp)
+    ratelimit.init_app(app, _limiter_storage(config, client))
     sync_api.init_app(app)
     errors.register(app)
     cli.register(app)

@@ -60,9 +60,22 @@ def decode_cursor(cursor: str | None, buckets: int) -> dict[int, str]:
     return positions
 
 
-def _sort_key(bucket: int, entry_id: str) -> tuple[int, int, int]:
+def entry_key(entry_id: str) -> tuple[int, int]:
+    """A stream id as a comparable (milliseconds, sequence) pair."""
     ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq), bucket
+    return int(ms), int(seq)
+
+
+def _sort_key(bucket: int, entry_id: str) -> tuple[int, int, int]:
+    return (*entry_key(entry_id), bucket)
+
+
+def head_cursor(store: Store) -> str:
+    """A cursor just past the newest entry of every bucket: "from now on"."""
+    pipe = store.redis.pipeline(transaction=False)
+    for bucket in range(store.config.buckets):
+        pipe.xrevrange(store.keys.changes(bucket), count=1)
+    return encode_cursor({b: last[0][0] for b, last in enumerate(pipe.execute()) if last})
 
 
 def _change(bucket: int, entry_id: str, fields: dict[str, str]) -> Change:

@@ -7,12 +7,14 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from . import importer, reputation
+from . import apikeys, importer, reputation
+from .errors import CallMarkError
 
 
 def register(app: Flask) -> None:
     app.cli.add_command(import_group)
     app.cli.add_command(reputation_group)
+    app.cli.add_command(keys_group)
 
 
 def _store():
@@ -45,3 +47,40 @@ def reputation_group() -> None:
 def sweep() -> None:
     """Re-evaluate numbers whose block ends by decay now; print how many changed."""
     click.echo(f"changed: {reputation.sweep(_store())}")
+
+
+@click.group("keys", cls=AppGroup, help="API keys for app vendors (feed) and operators (admin).")
+def keys_group() -> None:
+    pass
+
+
+@keys_group.command("create")
+@click.option("--name", required=True, help="A name to know the key by (letters, digits, . _ -).")
+@click.option("--scope", required=True, type=click.Choice(apikeys.SCOPES))
+def create_key(name: str, scope: str) -> None:
+    """Create a key and print it, alone on the last line; it is never shown again."""
+    try:
+        key = apikeys.create(_store(), name, scope)
+    except CallMarkError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"created {scope} key {name!r}; store it now, it is not shown again:")
+    click.echo(key)
+
+
+@keys_group.command("list")
+def list_keys() -> None:
+    """Name, scope, created and last used of every key (never the key itself)."""
+    for key in apikeys.list_keys(_store()):
+        last = reputation.iso_unix(key["last_used"]) if key["last_used"] else "never"
+        click.echo(f"{key['name']}\t{key['scope']}\tcreated {reputation.iso_unix(key['created'])}\tlast used {last}")
+
+
+@keys_group.command("revoke")
+@click.argument("name")
+def revoke_key(name: str) -> None:
+    """Revoke the key NAME: it stops working at once."""
+    try:
+        apikeys.revoke(_store(), name)
+    except CallMarkError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"revoked {name!r}")

@@ -5,9 +5,34 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
+from limits import parse_many
+
 from .errors import ConfigError
 
 PROFILES = ("development", "production")
+
+# Per profile: production fits real phones and vendors; development keeps demos and
+# black-box tests from one address unthrottled.
+RATE_LIMIT_DEFAULTS = {
+    "production": {
+        "registration": "20/hour;100/day",  # per client address
+        "reports": "60/minute;1000/day",  # per device token (a batch counts once)
+        "lookups": "120/minute;5000/day",  # per device token or API key
+        "feed": "20/second",  # per API key
+    },
+    "development": {
+        "registration": "5000/minute",
+        "reports": "50000/minute",
+        "lookups": "50000/minute",
+        "feed": "200/second",
+    },
+}
+RATE_LIMIT_SETTINGS = {  # limit name -> environment variable that overrides it
+    "registration": "CALLMARK_RATE_LIMIT_REGISTRATION",
+    "reports": "CALLMARK_RATE_LIMIT_REPORTS",
+    "lookups": "CALLMARK_RATE_LIMIT_LOOKUPS",
+    "feed": "CALLMARK_RATE_LIMIT_FEED",
+}
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -68,6 +93,7 @@ class Config:
     signing_key_file: str | None = None  # CALLMARK_SIGNING_KEY_FILE: or a file holding it
     signing_next_key: str | None = None  # CALLMARK_SIGNING_NEXT_KEY: announced successor (rotation)
     signing_next_key_file: str | None = None  # CALLMARK_SIGNING_NEXT_KEY_FILE: or a file holding it
+    rate_limits: dict[str, str] = field(default_factory=dict)  # CALLMARK_RATE_LIMIT_*: see ratelimit.py
     clock: Callable[[], float] | None = field(default=None, repr=False)  # tests inject time
 
     @classmethod
@@ -105,12 +131,19 @@ class Config:
             signing_next_key=env.get("CALLMARK_SIGNING_NEXT_KEY") or None,
             signing_next_key_file=env.get("CALLMARK_SIGNING_NEXT_KEY_FILE") or None,
         )
+        config.rate_limits = {name: env[var] for name, var in RATE_LIMIT_SETTINGS.items() if env.get(var)}
         config.validate()
         return config
 
     def validate(self) -> None:
         if self.profile not in PROFILES:
             raise ConfigError(f"CALLMARK_PROFILE must be one of {', '.join(PROFILES)}, got {self.profile!r}")
+        self.rate_limits = {**RATE_LIMIT_DEFAULTS[self.profile], **self.rate_limits}
+        for name, value in self.rate_limits.items():
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ConfigError(f"rate limit {name!r} is not valid: {value!r} (e.g. 60/minute;1000/day)") from None
         if self.buckets > 16384:
             raise ConfigError("CALLMARK_BUCKETS must be at most 16384 (the Redis Cluster slot count)")
         if self.profile == "production" and not self.secret_key:

@@ -8,6 +8,7 @@ import secrets
 import time
 
 from .errors import Unauthorized
+from .reputation import withdraw_votes
 from .store import Store
 
 DEVICE_ID_BYTES = 8  # 64 random bits, shown to the device as 16 hex characters
@@ -46,3 +47,22 @@ def authenticate(store: Store, token: str | None) -> str:
     if stored is None or not hmac.compare_digest(stored, _keyed(store.secret, "token", token).hex()):
         raise Unauthorized("the device token is not valid")
     return device_id
+
+
+def erase(store: Store, device_id: str) -> int:
+    """Forget a device: its votes leave every number (with change-log entries), its token dies.
+
+    Returns how many votes were withdrawn. Other processes may trust the token from their
+    cache for up to AUTH_CACHE_SECONDS more.
+    """
+    numbers = ["+" + digits for digits in store.redis.smembers(store.keys.device_votes(device_id))]
+    withdrawn = withdraw_votes(store, numbers, voter_field(store.secret, device_id))
+    store.redis.delete(store.keys.device(device_id), store.keys.device_votes(device_id))
+    store.auth_cache.clear()
+    return withdrawn
+
+
+def remember_votes(store: Store, device_id: str, numbers: list[str], pipeline) -> None:
+    """Record which numbers a device voted on, so `erase` can find its votes."""
+    if numbers:
+        pipeline.sadd(store.keys.device_votes(device_id), *[n.lstrip("+") for n in numbers])

@@ -38,6 +38,21 @@ class Unauthorized(CallMarkError):
     status = 401
 
 
+class Forbidden(CallMarkError):
+    code = "forbidden"
+    status = 403
+
+
+class Conflict(CallMarkError):
+    code = "conflict"
+    status = 409
+
+
+class Gone(CallMarkError):
+    code = "gone"
+    status = 410
+
+
 class NotFound(CallMarkError):
     code = "not_found"
     status = 404

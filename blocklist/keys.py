@@ -25,6 +25,15 @@ class Keys:
         """Hash: the number's counters, scores, votes and published state (see reputation.py)."""
         return f"{PREFIX}:n:{{b{self.bucket_of(number)}}}:{number}"
 
+    def number_pattern(self) -> str:
+        """SCAN pattern of every number hash (export only: never in a per-request path)."""
+        return f"{PREFIX}:n:*"
+
+    @staticmethod
+    def number_of(key: str) -> str:
+        """The E.164 number a number hash key belongs to."""
+        return key.split(":", 3)[3]
+
     def changes(self, bucket: int) -> str:
         """Stream: every change of a number's verdict or label in this bucket."""
         return f"{PREFIX}:changes:{{b{bucket}}}"
@@ -53,6 +62,34 @@ class Keys:
     def device_votes(self, device_id: str) -> str:
         """Set: the numbers a device has voted on (digits), so erasing it finds its votes."""
         return f"{PREFIX}:dv:{{d{device_id}}}"
+
+    def api_keys(self) -> str:
+        """Hash: API key name -> JSON record (scope, created, keyed hash of the key)."""
+        return f"{PREFIX}:apikeys"
+
+    def api_key_lookup(self, key_hash: str) -> str:
+        """String: the name of the API key with this keyed hash."""
+        return f"{PREFIX}:apikey:{key_hash}"
+
+    def api_keys_used(self) -> str:
+        """Hash: API key name -> when it was last used (unix seconds)."""
+        return f"{PREFIX}:apikeys:used"
+
+    def audit(self) -> str:
+        """Stream: every override set or cleared and every dispute resolved, with who and why."""
+        return f"{PREFIX}:audit"
+
+    def dispute(self, dispute_id: str) -> str:
+        """Hash: one dispute."""
+        return f"{PREFIX}:dispute:{dispute_id}"
+
+    def disputes_open(self) -> str:
+        """Sorted set: open dispute ids by opening time."""
+        return f"{PREFIX}:disputes:open"
+
+    def dispute_of_number(self, number: str) -> str:
+        """String: the open dispute of a number, if any."""
+        return f"{PREFIX}:disputes:number:{number}"
 
     def device(self, device_id: str) -> str:
         """Hash: a device's keyed token hash and registration time."""

@@ -78,14 +78,18 @@ def _call(store: Store, mode: str, number: str, at: float, voter: str = "", tag:
     )
 
 
-def cast_votes(store: Store, votes: Iterable[Vote]) -> list[Outcome]:
-    """Apply votes in one pipelined round trip; each one is atomic on its own."""
-    pipe = store.redis.pipeline(transaction=False)
+def cast_votes(store: Store, votes: Iterable[Vote], pipe=None) -> list[Outcome]:
+    """Apply votes in one pipelined round trip; each one is atomic on its own.
+
+    Commands already queued on `pipe` run first; only the votes' replies are returned.
+    """
+    pipe = pipe if pipe is not None else store.redis.pipeline(transaction=False)
+    queued = len(pipe)
     for vote in votes:
         details = json.dumps(vote.details, separators=(",", ":"), ensure_ascii=False) if vote.details else ""
         _call(store, "vote", vote.number, vote.at, vote.voter, tags.INDEX[vote.tag], vote.report_id,
               details, client=pipe)
-    return [_outcome(reply) for reply in pipe.execute()]
+    return [_outcome(reply) for reply in pipe.execute()[queued:]]
 
 
 def cast_vote(store: Store, vote: Vote) -> Outcome:
@@ -95,6 +99,15 @@ def cast_vote(store: Store, vote: Vote) -> Outcome:
 def withdraw_vote(store: Store, number: str, voter: str) -> Outcome:
     """Remove a voter's vote on a number, if it has one."""
     return _outcome(_call(store, "withdraw", number, store.clock(), voter))
+
+
+def withdraw_votes(store: Store, numbers: list[str], voter: str) -> int:
+    """Remove a voter's votes on many numbers, pipelined; return how many existed."""
+    pipe = store.redis.pipeline(transaction=False)
+    now = store.clock()
+    for number in numbers:
+        _call(store, "withdraw", number, now, voter, client=pipe)
+    return sum(1 for reply in pipe.execute() if _outcome(reply).outcome == "withdrawn")
 
 
 OVERRIDE_FLAGS = {"allow": "1", "block": "2", None: ""}
@@ -111,15 +124,28 @@ def set_disputed(store: Store, number: str, disputed: bool) -> Outcome:
 
 
 def _iso(since_epoch: str | None) -> str | None:
-    if since_epoch is None:
-        return None
-    moment = datetime.fromtimestamp(DECAY_EPOCH + int(since_epoch), tz=timezone.utc)
-    return moment.isoformat().replace("+00:00", "Z")
+    return None if since_epoch is None else iso_unix(DECAY_EPOCH + int(since_epoch))
+
+
+def iso_unix(unix: int) -> str:
+    return datetime.fromtimestamp(unix, tz=timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def lookup(store: Store, number: str) -> dict[str, Any]:
     """The reputation of a number as of now (`GET /v1/numbers/<number>`)."""
-    reply = store.read_script(keys=[store.keys.number(number)], args=[_since_epoch(store.clock())])
+    return lookup_many(store, [number])[0]
+
+
+def lookup_many(store: Store, numbers: list[str]) -> list[dict[str, Any]]:
+    """Reputations of many numbers in one pipelined round trip."""
+    now = _since_epoch(store.clock())
+    pipe = store.redis.pipeline(transaction=False)
+    for number in numbers:
+        store.read_script(keys=[store.keys.number(number)], args=[now], client=pipe)
+    return [_reputation(number, reply) for number, reply in zip(numbers, pipe.execute())]
+
+
+def _reputation(number: str, reply: list) -> dict[str, Any]:
     verdict, label, reporters, score, first, last, override, disputed = reply[:8]
     verdict, label = VERDICTS[int(verdict)], _label(int(label))
     per_tag = {}

@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 
+RATE_LIMIT_KEYS = "cm:rl:"  # counters that every request moves, rejected ones included
+
+
 def redis_state(r) -> dict:
-    """Every key with its type and content, to prove a request wrote nothing."""
+    """Every key with its type and content (but rate-limit counters), to prove a request wrote nothing."""
     state = {}
     for key in r.scan_iter(count=1000):
+        if key.startswith(RATE_LIMIT_KEYS):
+            continue
         kind = r.type(key)
         value = {
             "hash": lambda: r.hgetall(key),

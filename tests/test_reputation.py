@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 import pytest
 
 from blocklist import reputation, tags
+from tests.support import redis_state
 
 NUMBER = "13800138000"
 E164 = "+8613800138000"
@@ -50,12 +51,12 @@ def parse_iso(value: str) -> datetime:
 # --- verdict thresholds ----------------------------------------------------------------------
 
 def test_number_without_evidence_is_unknown_with_200(client, device, redis_client):
-    keys_before = redis_client.dbsize()
+    before = redis_state(redis_client)
     body = reputation_of(client, device)
     assert body == {"number": E164, "verdict": "unknown", "label": None, "score": 0.0, "reporters": 0,
                     "tags": {}, "first_seen": None, "last_seen": None, "lists": [], "override": None,
                     "disputed": False}
-    assert redis_client.dbsize() == keys_before  # a lookup writes nothing
+    assert redis_state(redis_client) == before  # a lookup writes nothing
 
 
 def test_one_spam_reporter_warns(client, new_device):

@@ -1,14 +1,14 @@
 """The HTTP API (v1). Routes are thin: parse, call one domain function, answer."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from .. import devices, numbers, reports, tags
+from .. import devices, feed, lookup, moderation, numbers, reports, reputation, tags
 from ..errors import ValidationFailed
-from ..reputation import lookup
 from ..store import Store
-from .auth import device_required
-from .schemas import BatchSchema, NumberQuerySchema, ReportSchema
+from .auth import device_or_key_required, device_required, key_required
+from .schemas import (AuditQuerySchema, BatchSchema, ClearOverrideSchema, DisputeSchema, FeedQuerySchema,
+                      NumberQuerySchema, OverrideSchema, ReportSchema, ResolveSchema)
 
 bp = Blueprint("api", __name__)
 
@@ -77,9 +77,93 @@ def delete_report(number: str):
     return jsonify(reports.withdraw(_store(), g.device_id, number, query.get("region")))
 
 
+def _number(raw: str, region: str | None) -> str:
+    return numbers.normalize(raw, region or _store().config.default_region)
+
+
 @bp.get("/v1/numbers/<path:number>")
-@device_required
+@device_or_key_required
 def get_number(number: str):
-    store = _store()
     query = _number_query.load(request.args)
-    return jsonify(lookup(store, numbers.normalize(number, query.get("region") or store.config.default_region)))
+    return jsonify(reputation.lookup(_store(), _number(number, query.get("region"))))
+
+
+@bp.delete("/v1/devices/me")
+@device_required
+def erase_device():
+    withdrawn = devices.erase(_store(), g.device_id)
+    return jsonify(erased=True, votes_withdrawn=withdrawn)
+
+
+@bp.get("/v1/lookup/prefix/<prefix>")
+@device_required
+def lookup_prefix(prefix: str):
+    return jsonify(lookup.by_prefix(_store(), prefix))
+
+
+@bp.post("/v1/disputes")
+@device_required
+def open_dispute():
+    body = DisputeSchema().load(_json_body())
+    number = _number(body["number"], body.get("region"))
+    return jsonify(moderation.open_dispute(_store(), g.device_id, number, body["reason"], body["contact"])), 201
+
+
+# --- app vendors -------------------------------------------------------------------------
+
+@bp.get("/v1/feed")
+@key_required("feed")
+def get_feed():
+    query = FeedQuerySchema().load(request.args)
+    return jsonify(feed.page(_store(), query.get("cursor"), query["limit"]))
+
+
+@bp.get("/v1/feed/export")
+@key_required("feed")
+def export_feed():
+    compress = "gzip" in request.headers.get("Accept-Encoding", "")
+    response = Response(feed.export(_store(), compress=compress), mimetype="application/x-ndjson")
+    if compress:
+        response.headers["Content-Encoding"] = "gzip"
+    response.headers["Vary"] = "Accept-Encoding"
+    return response
+
+
+# --- operators ---------------------------------------------------------------------------
+
+@bp.put("/v1/admin/numbers/<path:number>/override")
+@key_required("admin")
+def put_override(number: str):
+    body = OverrideSchema().load(_json_body())
+    return jsonify(moderation.set_override(_store(), _number(number, request.args.get("region")),
+                                           body["verdict"], body["reason"], g.api_key.name))
+
+
+@bp.delete("/v1/admin/numbers/<path:number>/override")
+@key_required("admin")
+def delete_override(number: str):
+    body = ClearOverrideSchema().load(request.get_json(force=True, silent=True) or {})
+    return jsonify(moderation.set_override(_store(), _number(number, request.args.get("region")),
+                                           None, body["reason"], g.api_key.name))
+
+
+@bp.get("/v1/admin/audit")
+@key_required("admin")
+def get_audit():
+    query = AuditQuerySchema().load(request.args)
+    number = _number(query["number"], None) if query.get("number") else None
+    return jsonify(entries=moderation.audit_log(_store(), number, query["limit"]))
+
+
+@bp.get("/v1/admin/disputes")
+@key_required("admin")
+def list_disputes():
+    return jsonify(disputes=moderation.open_disputes(_store()))
+
+
+@bp.post("/v1/admin/disputes/<dispute_id>/resolve")
+@key_required("admin")
+def resolve_dispute(dispute_id: str):
+    body = ResolveSchema().load(_json_body())
+    return jsonify(moderation.resolve_dispute(_store(), dispute_id, body["override"], body["note"],
+                                              g.api_key.name))

@@ -29,6 +29,7 @@ def _http_code(exc: HTTPException) -> str:
         405: "method_not_allowed",
         413: "body_too_large",
         415: "unsupported_media_type",
+        429: "rate_limited",
     }.get(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"))
 
 
@@ -44,7 +45,10 @@ def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         headers = {"Allow": ", ".join(exc.valid_methods)} if getattr(exc, "valid_methods", None) else None
-        return error_response(exc.code or 500, _http_code(exc), exc.description or exc.name, headers=headers)
+        message = exc.description or exc.name
+        if exc.code == 429:  # flask-limiter adds Retry-After and X-RateLimit-* to this response
+            message = f"rate limit exceeded ({message}); retry after the Retry-After seconds"
+        return error_response(exc.code or 500, _http_code(exc), message, headers=headers)
 
     @app.errorhandler(redis.ConnectionError)
     @app.errorhandler(redis.TimeoutError)

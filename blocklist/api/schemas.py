@@ -54,3 +54,34 @@ class BatchSchema(Strict):
 
 class NumberQuerySchema(Strict):
     region = fields.String(validate=[validate.Length(equal=2), _known_region])
+
+
+class FeedQuerySchema(Strict):
+    cursor = fields.String(validate=validate.Length(max=8192))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class OverrideSchema(Strict):
+    verdict = fields.String(required=True, validate=validate.OneOf(["allow", "block"]))
+    reason = fields.String(required=True, validate=[validate.Length(min=1, max=500), _no_control])
+
+
+class ClearOverrideSchema(Strict):
+    reason = fields.String(load_default="cleared", validate=[validate.Length(min=1, max=500), _no_control])
+
+
+class DisputeSchema(Strict):
+    number = fields.String(required=True)
+    region = fields.String(validate=[validate.Length(equal=2), _known_region])
+    reason = fields.String(required=True, validate=[validate.Length(min=1, max=1000), _no_control])
+    contact = fields.String(required=True, validate=[validate.Length(min=3, max=200), _no_control])
+
+
+class ResolveSchema(Strict):
+    override = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(["allow", "block"]))
+    note = fields.String(required=True, validate=[validate.Length(min=1, max=1000), _no_control])
+
+
+class AuditQuerySchema(Strict):
+    number = fields.String()
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))

@@ -1,0 +1,91 @@
+"""The reputation feed for app vendors: changes since a cursor, and a full export."""
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from typing import Iterator
+
+from . import changelog, reputation
+from .errors import Gone
+from .store import Store
+
+EXPORT_SCAN = 1000  # number keys fetched per SCAN step; bounds the export's memory
+GZIP_WBITS = 31  # zlib's window bits for a gzip stream
+
+
+class CursorExpired(Gone):
+    code = "cursor_expired"
+
+
+def _entry(change: changelog.Change) -> dict:
+    return {
+        "number": change.number,
+        "verdict": change.verdict,
+        "label": change.label,
+        "reporters": change.reporters,
+        "score": change.score,
+        "lists": change.lists,
+        "updated_at": reputation.iso_unix(change.updated_at),
+    }
+
+
+def page(store: Store, cursor: str | None, limit: int) -> dict:
+    """`GET /v1/feed`: up to `limit` changes after `cursor`, oldest first."""
+    _check_retention(store, cursor)
+    changes, next_cursor = changelog.read(store, cursor, limit)
+    return {"changes": [_entry(c) for c in changes], "next_cursor": next_cursor}
+
+
+def _check_retention(store: Store, cursor: str | None) -> None:
+    """410 when entries after the cursor may already have been trimmed away."""
+    positions = changelog.decode_cursor(cursor, store.config.buckets)
+    oldest_ms = (time.time() - store.config.change_retention_days * 86400) * 1000
+    stale = {b: p for b, p in positions.items() if int(p.partition("-")[0]) < oldest_ms}
+    if not stale:
+        return
+    pipe = store.redis.pipeline(transaction=False)
+    for bucket in stale:
+        pipe.xrange(store.keys.changes(bucket), count=1)
+    for (bucket, position), first in zip(stale.items(), pipe.execute()):
+        if first and changelog.entry_key(first[0][0]) > changelog.entry_key(position):
+            raise CursorExpired(
+                f"the cursor is older than the {store.config.change_retention_days}-day feed retention; "
+                "reload everything from /v1/feed/export, then continue from its cursor",
+                {"export": "/v1/feed/export"})
+
+
+def export(store: Store, compress: bool = False) -> Iterator[bytes]:
+    """NDJSON of every number with a verdict, then `{"next_cursor": …}` taken before the scan."""
+    cursor = changelog.head_cursor(store)  # before the scan: nothing changed during it is lost
+    encoder = zlib.compressobj(6, zlib.DEFLATED, GZIP_WBITS) if compress else None
+
+    def out(text: str) -> bytes:
+        data = text.encode()
+        return encoder.compress(data) if encoder else data
+
+    for numbers in _scan_numbers(store):
+        lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in reputation.lookup_many(store, numbers)
+                 if r["verdict"] != "unknown"]
+        if lines:
+            yield out("".join(lines))
+    yield out(json.dumps({"next_cursor": cursor}) + "\n")
+    if encoder:
+        yield encoder.flush()
+
+
+def _scan_numbers(store: Store) -> Iterator[list[str]]:
+    for keys in _chunks(store.redis.scan_iter(match=store.keys.number_pattern(), count=EXPORT_SCAN, _type="hash"),
+                        EXPORT_SCAN):
+        yield [store.keys.number_of(key) for key in keys]
+
+
+def _chunks(items, size: int) -> Iterator[list]:
+    chunk: list = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

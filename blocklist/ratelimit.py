@@ -1,0 +1,55 @@
+"""Rate limits (flask-limiter) on the same Redis: shared by all workers, kept across restarts.
+
+The limits themselves are settings (blocklist/config.py, CALLMARK_RATE_LIMIT_*); this
+module says which routes each one guards and whose requests it counts.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from flask import Flask, current_app, request
+from flask_limiter import Limiter
+
+from .api.auth import bearer_token
+from .keys import PREFIX
+
+
+def _caller() -> str:
+    """The bearer credential, keyed-hashed: limits per token or key, never storing it."""
+    token = bearer_token()
+    if not token:
+        return f"addr:{request.remote_addr}"
+    secret = current_app.extensions["callmark"].secret
+    return "cred:" + hmac.new(secret, f"ratelimit:{token}".encode(), hashlib.sha256).hexdigest()[:24]
+
+
+def _address() -> str:
+    return f"addr:{request.remote_addr}"
+
+
+# endpoint -> (limit name, whose requests count)
+ROUTE_LIMITS = {
+    "api.register_device": ("registration", _address),
+    "api.post_report": ("reports", _caller),
+    "api.post_batch": ("reports", _caller),
+    "api.delete_report": ("reports", _caller),
+    "api.open_dispute": ("reports", _caller),
+    "api.get_number": ("lookups", _caller),
+    "api.lookup_prefix": ("lookups", _caller),
+    "api.get_feed": ("feed", _caller),
+    "api.export_feed": ("feed", _caller),
+}
+
+
+def init_app(app: Flask, storage_uri: str) -> Limiter:
+    """A limiter of this app's own (so several apps in one process keep separate storage)."""
+    config = app.config["CALLMARK"]
+    app.config["RATELIMIT_STORAGE_URI"] = storage_uri
+    app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_timeout": config.redis_timeout,
+                                               "key_prefix": f"{PREFIX}:rl"}
+    limiter = Limiter(key_func=_caller, app=app, headers_enabled=True, strategy="fixed-window")
+    for endpoint, (name, key_func) in ROUTE_LIMITS.items():
+        app.view_functions[endpoint] = limiter.limit(config.rate_limits[name], key_func=key_func)(
+            app.view_functions[endpoint])
+    return limiter
