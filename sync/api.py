@@ -124,13 +124,13 @@ def snapshot(name: str):
     wanted = _version_arg("version")
     if wanted is not None and wanted != int(state["version"]):
         raise UnknownVersion(f"version {wanted} of {name!r} is not kept; only the latest snapshot is",
-                       {"latest": int(state["version"])})
+                             {"latest": int(state["version"])})
     if request.if_none_match.contains(state["sha256"]):
         return _binary(b"", state["sha256"], IMMUTABLE if wanted is not None else SHORT)
     state, body = _consistent(name, _store().keys.list_snapshot(name))
     if wanted is not None and wanted != int(state["version"]):
         raise UnknownVersion(f"version {wanted} of {name!r} is not kept; only the latest snapshot is",
-                       {"latest": int(state["version"])})
+                             {"latest": int(state["version"])})
     return _binary(body, state["sha256"], IMMUTABLE if wanted is not None else SHORT)
 
 

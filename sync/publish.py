@@ -210,11 +210,17 @@ def publish_list(store: Store, signer: SigningKey, name: str, fence: int) -> Pub
 
 
 def _history(state: dict[str, str], generation: int, now: float, store: Store) -> list[list[int]]:
-    """The versions of this generation that deltas may still start from: [version, published]."""
+    """The versions of this generation that deltas may still start from: [version, published].
+
+    A version is kept while it was the latest within the retention: a phone holding the
+    version this publish replaces is current, however long ago that version was published.
+    """
     if not state or int(state.get("generation", 0)) != generation:
         return []
     oldest = now - store.config.delta_retention_days * 86400
-    kept = [v for v in json.loads(state.get("history", "[]")) if v[1] >= oldest]
+    history = json.loads(state.get("history", "[]"))
+    replaced_at = [published for _, published in history[1:]] + [now]
+    kept = [v for v, until in zip(history, replaced_at) if until >= oldest]
     return kept[-store.config.delta_retention:]
 
 
