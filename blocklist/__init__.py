@@ -59,10 +59,11 @@ def create_app(config: Config | None = None) -> Flask:
     from sync import api as sync_api
     from sync import cli as sync_cli
 
-    from . import api, cli, ratelimit
+    from . import api, cli, openapi, ratelimit
     from .api import errors
 
     app.register_blueprint(api.bp)
+    openapi.init_app(app)
     ratelimit.init_app(app, _limiter_storage(config, client))
     sync_api.init_app(app)
     errors.register(app)

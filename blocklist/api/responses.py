@@ -1,0 +1,192 @@
+"""Response bodies, as marshmallow schemas: they document the API (OpenAPI) and nothing else."""
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from ..lists import LIST_RULES
+from ..reputation import VERDICTS
+from ..tags import TAXONOMY
+
+_VERDICT = validate.OneOf(VERDICTS)
+_TAG_CODES = [t.code for t in TAXONOMY]
+
+
+class ErrorBodySchema(Schema):
+    code = fields.String(required=True, metadata={"description": "snake_case, stable: branch on it"})
+    message = fields.String(required=True, metadata={"description": "for a person"})
+    details = fields.Dict(required=True)
+
+
+class ErrorSchema(Schema):
+    error = fields.Nested(ErrorBodySchema, required=True)
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True, validate=validate.Equal("ok"))
+
+
+class TagSchema(Schema):
+    code = fields.String(required=True)
+    name_en = fields.String(required=True)
+    name_zh = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(["spam", "info", "safe"]))
+    severity = fields.Integer(required=True, metadata={"description": "0 is the most severe"})
+
+
+class TagsSchema(Schema):
+    tags = fields.List(fields.Nested(TagSchema), required=True)
+
+
+class DeviceSchema(Schema):
+    device_id = fields.String(required=True)
+    token = fields.String(required=True, metadata={"description": "send as Authorization: Bearer <token>"})
+
+
+class ReportResultSchema(Schema):
+    number = fields.String(required=True, metadata={"description": "E.164"})
+    tag = fields.String(required=True, validate=validate.OneOf(_TAG_CODES))
+    duplicate = fields.Boolean(required=True)
+
+
+class BatchItemSchema(Schema):
+    index = fields.Integer(required=True)
+    status = fields.Integer(required=True, validate=validate.OneOf([201, 400]))
+    number = fields.String()
+    tag = fields.String()
+    duplicate = fields.Boolean()
+    error = fields.Nested(ErrorBodySchema)
+
+
+class BatchResultSchema(Schema):
+    results = fields.List(fields.Nested(BatchItemSchema), required=True)
+    accepted = fields.Integer(required=True)
+    rejected = fields.Integer(required=True)
+
+
+class WithdrawSchema(Schema):
+    number = fields.String(required=True)
+    withdrawn = fields.Boolean(required=True)
+
+
+class TagScoreSchema(Schema):
+    reporters = fields.Integer(required=True)
+    score = fields.Float(required=True)
+
+
+class ReputationSchema(Schema):
+    number = fields.String(required=True)
+    verdict = fields.String(required=True, validate=_VERDICT)
+    label = fields.String(required=True, allow_none=True)
+    score = fields.Float(required=True, metadata={"description": "decayed spam evidence net of safe, in fresh reports"})
+    reporters = fields.Integer(required=True)
+    tags = fields.Dict(keys=fields.String(), values=fields.Nested(TagScoreSchema), required=True)
+    first_seen = fields.String(required=True, allow_none=True)
+    last_seen = fields.String(required=True, allow_none=True)
+    lists = fields.List(fields.String(validate=validate.OneOf(list(LIST_RULES))), required=True)
+    override = fields.String(required=True, allow_none=True, validate=validate.OneOf(["allow", "block"]))
+    disputed = fields.Boolean(required=True)
+
+
+class EraseSchema(Schema):
+    erased = fields.Boolean(required=True)
+    votes_withdrawn = fields.Integer(required=True)
+
+
+class PrefixMatchSchema(Schema):
+    hash = fields.String(required=True, metadata={"description": "SHA-256 of the E.164 number, hex"})
+    verdict = fields.String(required=True, validate=_VERDICT)
+    label = fields.String(required=True, allow_none=True)
+    reporters = fields.Integer(required=True)
+    score = fields.Float(required=True)
+    tags = fields.Dict(keys=fields.String(), values=fields.Nested(TagScoreSchema), required=True)
+    lists = fields.List(fields.String(), required=True)
+
+
+class PrefixSchema(Schema):
+    prefix = fields.String(required=True)
+    matches = fields.List(fields.Nested(PrefixMatchSchema), required=True)
+
+
+class DisputeOpenedSchema(Schema):
+    dispute_id = fields.String(required=True)
+    number = fields.String(required=True)
+    status = fields.String(required=True)
+
+
+class DisputeRecordSchema(Schema):
+    dispute_id = fields.String(required=True)
+    number = fields.String(required=True)
+    reason = fields.String(required=True)
+    contact = fields.String(required=True)
+    status = fields.String(required=True)
+    opened_at = fields.String(required=True)
+    reputation = fields.Nested(ReputationSchema, required=True)
+
+
+class DisputesSchema(Schema):
+    disputes = fields.List(fields.Nested(DisputeRecordSchema), required=True)
+
+
+class DisputeResolvedSchema(Schema):
+    dispute_id = fields.String(required=True)
+    number = fields.String(required=True)
+    status = fields.String(required=True)
+    reputation = fields.Nested(ReputationSchema, required=True)
+
+
+class AuditEntrySchema(Schema):
+    id = fields.String(required=True)
+    action = fields.String(required=True)
+    number = fields.String(required=True)
+    by = fields.String(required=True)
+    reason = fields.String(required=True)
+    at = fields.String(required=True)
+
+
+class AuditSchema(Schema):
+    entries = fields.List(fields.Dict(), required=True)
+
+
+class FeedChangeSchema(Schema):
+    number = fields.String(required=True)
+    verdict = fields.String(required=True, validate=_VERDICT)
+    label = fields.String(required=True, allow_none=True)
+    reporters = fields.Integer(required=True)
+    score = fields.Float(required=True)
+    lists = fields.List(fields.String(), required=True)
+    updated_at = fields.String(required=True)
+
+
+class FeedPageSchema(Schema):
+    changes = fields.List(fields.Nested(FeedChangeSchema), required=True)
+    next_cursor = fields.String(required=True)
+
+
+class ListInfoSchema(Schema):
+    name = fields.String(required=True)
+    version = fields.Integer(required=True, allow_none=True)
+    generation = fields.Integer(required=True, allow_none=True)
+    count = fields.Integer(required=True)
+    capacity = fields.Integer(required=True, allow_none=True)
+    error_rate = fields.Float(required=True, allow_none=True)
+    snapshot_bytes = fields.Integer(required=True, allow_none=True)
+    bytes_per_number = fields.Float(required=True, allow_none=True)
+    bytes_per_number_when_full = fields.Float(required=True, allow_none=True)
+    published_at = fields.String(required=True, allow_none=True)
+
+
+class ListsSchema(Schema):
+    lists = fields.List(fields.Nested(ListInfoSchema), required=True)
+
+
+class ManifestSchema(Schema):
+    manifest = fields.Dict(required=True, metadata={"description": "see docs/PROTOCOL.md section 4"})
+    signature = fields.String(required=True, metadata={"description": "base64 Ed25519 over the canonical manifest"})
+
+
+class SigningKeysSchema(Schema):
+    algorithm = fields.String(required=True, validate=validate.Equal("ed25519"))
+    key_id = fields.String(required=True)
+    public_key = fields.String(required=True)
+    next = fields.Dict(required=True, allow_none=True)
+    previous = fields.Dict(required=True, allow_none=True)
