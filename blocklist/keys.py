@@ -59,6 +59,14 @@ class Keys:
         """The prefix-index set of one bucket for the first INDEX_PREFIX_HEX hex digits."""
         return f"{PREFIX}:px:{{b{bucket}}}:{prefix[:INDEX_PREFIX_HEX]}"
 
+    def prefix_index_pattern(self) -> str:
+        """SCAN pattern of every prefix-index set (benchmarks and maintenance only)."""
+        return f"{PREFIX}:px:*"
+
+    def report_id_pattern(self) -> str:
+        """SCAN pattern of every report_id record (benchmarks and maintenance only)."""
+        return f"{PREFIX}:rid:*"
+
     def device_votes(self, device_id: str) -> str:
         """Set: the numbers a device has voted on (digits), so erasing it finds its votes."""
         return f"{PREFIX}:dv:{{d{device_id}}}"

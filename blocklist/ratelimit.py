@@ -28,7 +28,7 @@ def _address() -> str:
     return f"addr:{request.remote_addr}"
 
 
-# endpoint -> (limit name, whose requests count)
+# endpoint -> (limit name, whose requests count); routes with the same name share one budget
 ROUTE_LIMITS = {
     "api.register_device": ("registration", _address),
     "api.post_report": ("reports", _caller),
@@ -50,6 +50,7 @@ def init_app(app: Flask, storage_uri: str) -> Limiter:
                                                "key_prefix": f"{PREFIX}:rl"}
     limiter = Limiter(key_func=_caller, app=app, headers_enabled=True, strategy="fixed-window")
     for endpoint, (name, key_func) in ROUTE_LIMITS.items():
-        app.view_functions[endpoint] = limiter.limit(config.rate_limits[name], key_func=key_func)(
-            app.view_functions[endpoint])
+        # Shared by name: the reports budget covers every report route together, and so on.
+        app.view_functions[endpoint] = limiter.shared_limit(config.rate_limits[name], scope=name,
+                                                            key_func=key_func)(app.view_functions[endpoint])
     return limiter

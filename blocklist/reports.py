@@ -27,9 +27,8 @@ def _vote(store: Store, voter: str, item: dict[str, Any]) -> Vote:
 def submit(store: Store, device_id: str, item: dict[str, Any]) -> dict[str, Any]:
     """File one validated report; raise InvalidNumber for a number that is not one."""
     vote = _vote(store, devices.voter_field(store.secret, device_id), item)
-    pipe = store.redis.pipeline(transaction=False)
-    devices.remember_votes(store, device_id, [vote.number], pipe)
-    outcome = cast_votes(store, [vote], pipe)[0]
+    outcome = cast_votes(store, [vote], before=lambda pipe: devices.remember_votes(store, device_id, [vote.number],
+                                                                                  pipe))[0]
     return {"number": vote.number, "tag": vote.tag, "duplicate": outcome.duplicate}
 
 
@@ -45,11 +44,8 @@ def submit_batch(store: Store, device_id: str, items: list[Any], schema) -> list
             results[index] = _failure(index, "validation_error", "the report is not valid", {"fields": exc.messages})
         except CallMarkError as exc:
             results[index] = _failure(index, exc.code, exc.message, exc.details)
-    outcomes = []
-    if votes:
-        pipe = store.redis.pipeline(transaction=False)
-        devices.remember_votes(store, device_id, [vote.number for _, vote in votes], pipe)
-        outcomes = cast_votes(store, [vote for _, vote in votes], pipe)
+    outcomes = cast_votes(store, [vote for _, vote in votes], before=lambda pipe: devices.remember_votes(
+        store, device_id, [vote.number for _, vote in votes], pipe))
     for (index, vote), outcome in zip(votes, outcomes):
         results[index] = {"index": index, "status": 201, "number": vote.number, "tag": vote.tag,
                           "duplicate": outcome.duplicate}

@@ -65,35 +65,37 @@ def _min_stream_id(store: Store) -> str:
 
 
 def _call(store: Store, mode: str, number: str, at: float, voter: str = "", tag: int = 0,
-          report_id: str | None = None, details: str = "", flag: str = "", client=None):
+          report_id: str | None = None, details: str = "", flag: str = "", pipe=None):
+    """Run report.lua for one number now, or queue it on `pipe` (see Store.pipelined)."""
     keys = store.keys
     bucket = keys.bucket_of(number)
     rid_key = keys.report_id(number, voter, report_id) if report_id else keys.number(number)
-    return store.report_script(
-        keys=[keys.number(number), keys.changes(bucket), keys.decay_schedule(bucket), rid_key,
-              keys.details(bucket), keys.prefix_index(number)],
-        args=[mode, number, _since_epoch(at), int(at), _min_stream_id(store), voter, tag,
-              store.config.idempotency_hours * 3600 if report_id else 0, details, flag, number.lstrip("+")],
-        client=client,
-    )
+    script_keys = [keys.number(number), keys.changes(bucket), keys.decay_schedule(bucket), rid_key,
+                   keys.details(bucket), keys.prefix_index(number)]
+    args = [mode, number, _since_epoch(at), int(at), _min_stream_id(store), voter, tag,
+            store.config.idempotency_hours * 3600 if report_id else 0, details, flag, number.lstrip("+")]
+    if pipe is None:
+        return store.report_script(keys=script_keys, args=args)
+    store.evalsha(pipe, store.report_script, script_keys, args)
 
 
-def cast_votes(store: Store, votes: Iterable[Vote], pipe=None) -> list[Outcome]:
+def cast_votes(store: Store, votes: list[Vote], before=None) -> list[Outcome]:
     """Apply votes in one pipelined round trip; each one is atomic on its own.
 
-    Commands already queued on `pipe` run first; only the votes' replies are returned.
+    `before(pipe)` may queue commands that run first; only the votes' replies are returned.
     """
-    pipe = pipe if pipe is not None else store.redis.pipeline(transaction=False)
-    queued = len(pipe)
-    for vote in votes:
-        details = json.dumps(vote.details, separators=(",", ":"), ensure_ascii=False) if vote.details else ""
-        _call(store, "vote", vote.number, vote.at, vote.voter, tags.INDEX[vote.tag], vote.report_id,
-              details, client=pipe)
-    return [_outcome(reply) for reply in pipe.execute()[queued:]]
+    def fill(pipe) -> None:
+        if before is not None:
+            before(pipe)
+        for vote in votes:
+            _queue_vote(store, vote, pipe)
+
+    return [_outcome(reply) for reply in store.pipelined(fill)[-len(votes):]] if votes else []
 
 
-def cast_vote(store: Store, vote: Vote) -> Outcome:
-    return cast_votes(store, [vote])[0]
+def _queue_vote(store: Store, vote: Vote, pipe) -> None:
+    details = json.dumps(vote.details, separators=(",", ":"), ensure_ascii=False) if vote.details else ""
+    _call(store, "vote", vote.number, vote.at, vote.voter, tags.INDEX[vote.tag], vote.report_id, details, pipe=pipe)
 
 
 def withdraw_vote(store: Store, number: str, voter: str) -> Outcome:
@@ -103,11 +105,9 @@ def withdraw_vote(store: Store, number: str, voter: str) -> Outcome:
 
 def withdraw_votes(store: Store, numbers: list[str], voter: str) -> int:
     """Remove a voter's votes on many numbers, pipelined; return how many existed."""
-    pipe = store.redis.pipeline(transaction=False)
     now = store.clock()
-    for number in numbers:
-        _call(store, "withdraw", number, now, voter, client=pipe)
-    return sum(1 for reply in pipe.execute() if _outcome(reply).outcome == "withdrawn")
+    replies = store.pipelined(lambda pipe: [_call(store, "withdraw", n, now, voter, pipe=pipe) for n in numbers])
+    return sum(1 for reply in replies if _outcome(reply).outcome == "withdrawn")
 
 
 OVERRIDE_FLAGS = {"allow": "1", "block": "2", None: ""}
@@ -133,16 +133,16 @@ def iso_unix(unix: int) -> str:
 
 def lookup(store: Store, number: str) -> dict[str, Any]:
     """The reputation of a number as of now (`GET /v1/numbers/<number>`)."""
-    return lookup_many(store, [number])[0]
+    reply = store.read_script(keys=[store.keys.number(number)], args=[_since_epoch(store.clock())])
+    return _reputation(number, reply)
 
 
 def lookup_many(store: Store, numbers: list[str]) -> list[dict[str, Any]]:
     """Reputations of many numbers in one pipelined round trip."""
     now = _since_epoch(store.clock())
-    pipe = store.redis.pipeline(transaction=False)
-    for number in numbers:
-        store.read_script(keys=[store.keys.number(number)], args=[now], client=pipe)
-    return [_reputation(number, reply) for number, reply in zip(numbers, pipe.execute())]
+    replies = store.pipelined(lambda pipe: [store.evalsha(pipe, store.read_script, [store.keys.number(n)], [now])
+                                            for n in numbers])
+    return [_reputation(number, reply) for number, reply in zip(numbers, replies)]
 
 
 def _reputation(number: str, reply: list) -> dict[str, Any]:
@@ -180,8 +180,6 @@ def sweep(store: Store) -> int:
             if not fresh:
                 break
             seen.update(fresh)
-            pipe = store.redis.pipeline(transaction=False)
-            for number in fresh:
-                _call(store, "eval", number, now, client=pipe)
-            changed += sum(int(reply[3]) for reply in pipe.execute())
+            replies = store.pipelined(lambda pipe: [_call(store, "eval", n, now, pipe=pipe) for n in fresh])
+            changed += sum(int(reply[3]) for reply in replies)
     return changed

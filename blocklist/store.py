@@ -51,6 +51,30 @@ class Store:
     auth_cache: dict[str, float] = field(default_factory=dict)  # token hash -> trusted until (monotonic)
     scripts: dict[tuple[str, str], "redis.commands.core.Script"] = field(default_factory=dict)
 
+    def pipelined(self, fill: Callable[["redis.client.Pipeline"], None]) -> list:
+        """Queue commands with `fill(pipe)` and run them in one round trip.
+
+        Scripts go by EVALSHA alone (see `evalsha`), not with a SCRIPT EXISTS before every
+        round trip. Redis keeps no scripts across a restart: on NOSCRIPT they are loaded and
+        the round trip runs again, which is safe because no script ran and every other
+        command queued by CallMark may be repeated.
+        """
+        for attempt in (1, 2):
+            pipe = self.redis.pipeline(transaction=False)
+            fill(pipe)
+            try:
+                return pipe.execute()
+            except redis.exceptions.NoScriptError:
+                if attempt == 2:
+                    raise
+                for script in (self.report_script, self.read_script, *self.scripts.values()):
+                    self.redis.script_load(script.script)
+
+    @staticmethod
+    def evalsha(pipe: "redis.client.Pipeline", script: "redis.commands.core.Script", keys: list, args: list) -> None:
+        """Queue a script on a pipeline by its SHA only; `pipelined` loads it if Redis lost it."""
+        pipe.evalsha(script.sha, len(keys), *keys, *args)
+
     def script(self, package: str, name: str) -> "redis.commands.core.Script":
         """A Lua script from `package`/lua/, registered once per store."""
         if (package, name) not in self.scripts:
