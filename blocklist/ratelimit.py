@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
+import time
 
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
@@ -48,9 +50,27 @@ def init_app(app: Flask, storage_uri: str) -> Limiter:
     app.config["RATELIMIT_STORAGE_URI"] = storage_uri
     app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_timeout": config.redis_timeout,
                                                "key_prefix": f"{PREFIX}:rl"}
-    limiter = Limiter(key_func=_caller, app=app, headers_enabled=True, strategy="fixed-window")
+    # Headers on every answer would cost two more Redis round trips per request; the 429
+    # answer carries them (see api/errors.py), which is when a client needs them.
+    limiter = Limiter(key_func=_caller, app=app, headers_enabled=False, strategy="fixed-window")
+    app.extensions["callmark.limiter"] = limiter
     for endpoint, (name, key_func) in ROUTE_LIMITS.items():
         # Shared by name: the reports budget covers every report route together, and so on.
         app.view_functions[endpoint] = limiter.shared_limit(config.rate_limits[name], scope=name,
                                                             key_func=key_func)(app.view_functions[endpoint])
     return limiter
+
+
+def exceeded_headers(limiter: Limiter) -> dict[str, str]:
+    """Retry-After and X-RateLimit-* for a 429: which limit was hit and when it resets."""
+    current = limiter.current_limit
+    if current is None:
+        return {"Retry-After": "1"}
+    reset_at = int(current.reset_at)
+    return {
+        # Redis TTLs round up, so the reset can look a second past the window: clamp to it.
+        "Retry-After": str(min(current.limit.get_expiry(), max(1, math.ceil(current.reset_at - time.time())))),
+        "X-RateLimit-Limit": str(current.limit.amount),
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": str(reset_at),
+    }

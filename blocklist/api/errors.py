@@ -46,8 +46,11 @@ def register(app: Flask) -> None:
     def http_error(exc: HTTPException):
         headers = {"Allow": ", ".join(exc.valid_methods)} if getattr(exc, "valid_methods", None) else None
         message = exc.description or exc.name
-        if exc.code == 429:  # flask-limiter adds Retry-After and X-RateLimit-* to this response
+        if exc.code == 429:
+            from ..ratelimit import exceeded_headers
+
             message = f"rate limit exceeded ({message}); retry after the Retry-After seconds"
+            headers = exceeded_headers(app.extensions["callmark.limiter"])
         return error_response(exc.code or 500, _http_code(exc), message, headers=headers)
 
     @app.errorhandler(redis.ConnectionError)
