@@ -8,7 +8,7 @@ import sys
 
 from blocklist.errors import InvalidNumber
 
-from .client import DEFAULT_REGION, Client, SyncError, lookup
+from .client import DEFAULT_REGION, Client, SyncError, lookup, online_lookup
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -23,9 +23,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     sync.add_argument("--key", metavar="BASE64",
                       help="the server's Ed25519 public key to pin; default: trust the first one seen")
 
-    find = commands.add_parser("lookup", help="which stored lists hold a number (no network)")
+    find = commands.add_parser("lookup", help="which stored lists hold a number (no network unless --online)")
     find.add_argument("--dir", required=True, help="folder holding the lists")
     find.add_argument("--region", default=DEFAULT_REGION, help="region for numbers in national format")
+    find.add_argument("--online", action="store_true",
+                      help="also ask the server, by hash prefix only, how people marked the number")
+    find.add_argument("--server", help="base URL of the CallMark server (with --online)")
+    find.add_argument("--token", help="this device's bearer token (with --online)")
     find.add_argument("number")
     return parser.parse_args(argv)
 
@@ -48,8 +52,14 @@ def run_sync(args: argparse.Namespace) -> int:
 
 
 def run_lookup(args: argparse.Namespace) -> int:
+    if args.online and not (args.server and args.token):
+        print("error: --online needs --server and --token", file=sys.stderr)
+        return 2
     try:
-        print(json.dumps(lookup(args.dir, args.number, args.region)))
+        answer = lookup(args.dir, args.number, args.region)
+        if args.online:
+            answer["online"] = online_lookup(args.server, args.token, answer["number"])
+        print(json.dumps(answer, ensure_ascii=False))
     except InvalidNumber as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2

@@ -499,3 +499,26 @@ def lookup(folder: str, number: str, region: str = DEFAULT_REGION) -> dict[str, 
         if state.contains(e164):
             hits.append(name)
     return {"number": e164, "lists": hits}
+
+
+ONLINE_PREFIX_DIGITS = 4  # hex digits sent: 16 bits; docs/PRIVACY.md gives the anonymity set
+
+
+def online_lookup(server: str, token: str, e164: str, digits: int = ONLINE_PREFIX_DIGITS) -> dict[str, Any] | None:
+    """The server's reputation of a number, asked by hash prefix: the number never leaves the phone.
+
+    Ask for every incoming number that is not in a contact list, hit or not: asking only
+    after a filter hit would tell the server the number is one of the few listed ones.
+    """
+    full = hashlib.sha256(e164.encode("utf-8")).hexdigest()
+    response = Http(server).get(f"/v1/lookup/prefix/{full[:digits]}", headers={"Authorization": f"Bearer {token}"})
+    if response.status != 200:
+        raise SyncError(f"lookup: {response.error_message()}")
+    try:
+        matches = json.loads(response.body)["matches"]
+    except (ValueError, KeyError, TypeError):
+        raise SyncError("lookup: the answer is not the documented JSON") from None
+    match = next((m for m in matches if isinstance(m, dict) and m.get("hash") == full), None)
+    if match is None:
+        return None
+    return {k: match.get(k) for k in ("verdict", "label", "reporters", "tags")}

@@ -491,3 +491,26 @@ def test_a_server_that_keeps_failing_leaves_the_copy_alone(synced, sync_app, pho
     with pytest.raises(SyncError, match="failed 2 times"):
         unreachable.sync_list("spam")
     assert file_of(phone) == before
+
+
+def test_online_lookup_asks_by_prefix_and_finds_its_own_number(server, store, signer, phone, capsys):
+    block(store, ["+8613800138000"])
+    publish.publish(store, signer)
+    token = create_app_token(server)
+    assert main(["sync", "--server", server, "--dir", phone, "--list", "spam"]) == 0
+    capsys.readouterr()
+    assert main(["lookup", "--dir", phone, "--online", "--server", server, "--token", token, "13800138000"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["lists"] == ["spam"]
+    assert answer["online"]["verdict"] == "block" and answer["online"]["reporters"] == 3
+    # A number nobody marked: asked all the same (hit or not), and the answer is empty.
+    assert main(["lookup", "--dir", phone, "--online", "--server", server, "--token", token, "13900139000"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"number": "+8613900139000", "lists": [], "online": None}
+    assert main(["lookup", "--dir", phone, "--online", "13900139000"]) == 2
+
+
+def create_app_token(server: str) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(urllib.request.Request(server + "/v1/devices", method="POST")) as reply:
+        return json.loads(reply.read())["token"]
