@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from blocklist.errors import CallMarkError, NotFound
+from blocklist.errors import Gone, NotFound, ValidationFailed
 from blocklist.lists import LIST_RULES
 from blocklist.store import Store
 
@@ -16,14 +16,12 @@ SHORT = "public, max-age=60"  # "the latest": changes with the next publish
 MANIFEST_CACHE = "public, max-age=30, must-revalidate"
 
 
-class Gone(CallMarkError):
+class DeltaUnavailable(Gone):
     code = "delta_unavailable"
-    status = 410
 
 
-class InvalidVersion(CallMarkError):
+class InvalidVersion(ValidationFailed):
     code = "invalid_version"
-    status = 400
 
 
 class UnknownList(NotFound):
@@ -143,7 +141,7 @@ def delta(name: str):
     if start is None:
         raise InvalidVersion("from is required: the version the client holds")
     if end is not None and end != latest:
-        raise Gone(f"deltas lead to the latest version ({latest}); fetch the manifest again",
+        raise DeltaUnavailable(f"deltas lead to the latest version ({latest}); fetch the manifest again",
                    {"latest": latest})
     if start == latest:
         response = Response(status=304)
@@ -154,9 +152,9 @@ def delta(name: str):
         return _binary(b"", etag, IMMUTABLE if end is not None else SHORT)
     state, body = _consistent(name, _store().keys.list_delta(name, start))
     if int(state["version"]) != latest:  # published meanwhile: the body leads elsewhere
-        raise Gone("the list moved on while reading; fetch the manifest again", {"latest": int(state["version"])})
+        raise DeltaUnavailable("the list moved on while reading; fetch the manifest again", {"latest": int(state["version"])})
     if body is None or start > latest:
-        raise Gone(f"no delta from version {start}: it is older than the retention, of another generation "
+        raise DeltaUnavailable(f"no delta from version {start}: it is older than the retention, of another generation "
                    "or unknown; fetch the snapshot", {"latest": latest})
     return _binary(body, etag, IMMUTABLE if end is not None else SHORT)
 
