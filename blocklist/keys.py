@@ -47,8 +47,13 @@ class Keys:
         return f"{PREFIX}:details:{{b{bucket}}}"
 
     def report_id(self, number: str, voter: str, report_id: str) -> str:
-        """String with a lifetime: marks a report_id as seen, in the number's bucket."""
-        return f"{PREFIX}:rid:{{b{self.bucket_of(number)}}}:{voter}:{report_id}"
+        """String with a lifetime: marks a report_id as seen, in the number's bucket.
+
+        Named by a hash of voter and report_id, so the records of one device cannot be told
+        apart from anyone else's, before or after the device is erased.
+        """
+        digest = hashlib.sha256(f"{voter}:{report_id}".encode()).hexdigest()[:32]
+        return f"{PREFIX}:rid:{{b{self.bucket_of(number)}}}:{digest}"
 
     def prefix_index(self, number: str) -> str:
         """Set (an intset: digits as integers): the bucket's numbers with a verdict, by hash prefix."""

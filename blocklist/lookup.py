@@ -14,7 +14,7 @@ from .errors import CallMarkError
 from .keys import INDEX_PREFIX_HEX
 from .store import Store
 
-PREFIX_PATTERN = re.compile(r"^[0-9a-f]{4,5}$")  # 16 or 20 bits
+PREFIX_PATTERN = re.compile(r"[0-9a-f]{4,5}")  # 16 or 20 bits
 
 
 class InvalidPrefix(CallMarkError):
@@ -29,7 +29,7 @@ def number_hash(number: str) -> str:
 
 def by_prefix(store: Store, prefix: str) -> dict:
     """Every number with a verdict whose hash starts with `prefix`, keyed by its full hash."""
-    if not PREFIX_PATTERN.match(prefix):
+    if not PREFIX_PATTERN.fullmatch(prefix):
         raise InvalidPrefix("the prefix must be 4 or 5 lowercase hex digits of SHA-256(E.164 number)",
                             {"prefix": prefix})
     assert len(prefix) >= INDEX_PREFIX_HEX  # the index is keyed by the first digits

@@ -36,15 +36,15 @@ def set_override(store: Store, number: str, verdict: str | None, reason: str, ac
     return reputation.lookup(store, number)
 
 
-def open_dispute(store: Store, device_id: str, number: str, reason: str, contact: str) -> dict[str, Any]:
+def open_dispute(store: Store, number: str, reason: str, contact: str) -> dict[str, Any]:
+    """Open a dispute; the record keeps what the owner wrote, nothing about their device."""
     dispute_id = secrets.token_hex(8)
     if not store.redis.set(store.keys.dispute_of_number(number), dispute_id, nx=True):
         existing = store.redis.get(store.keys.dispute_of_number(number))
         raise Conflict("a dispute of this number is already open", {"dispute_id": existing})
     now = int(store.clock())
     store.redis.hset(store.keys.dispute(dispute_id), mapping={
-        "number": number, "reason": reason, "contact": contact, "status": "open", "opened_at": now,
-        "device": device_id})
+        "number": number, "reason": reason, "contact": contact, "status": "open", "opened_at": now})
     store.redis.zadd(store.keys.disputes_open(), {dispute_id: now})
     reputation.set_disputed(store, number, True)
     return {"dispute_id": dispute_id, "number": number, "status": "open"}

@@ -22,3 +22,16 @@ def redis_state(r) -> dict:
         }[kind]()
         state[key] = (kind, value)
     return state
+
+
+def assert_error(response, status: int, *codes: str) -> dict:
+    """The answer has `status` and the one error shape, with one of `codes`; returns the error."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] in codes
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    assert isinstance(body["error"]["details"], dict)
+    assert "Traceback" not in response.get_data(as_text=True)
+    return body["error"]

@@ -7,22 +7,10 @@ import pytest
 
 from blocklist import create_app
 from blocklist.config import Config
-from tests.support import RATE_LIMIT_KEYS
+from tests.support import RATE_LIMIT_KEYS, assert_error
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 UNKNOWN_DEVICE_TOKEN = "0123456789abcdef." + "A" * 43  # well-formed; its device does not exist
-
-
-def assert_error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["code"] == code
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    assert isinstance(body["error"]["details"], dict)
-    assert "Traceback" not in response.get_data(as_text=True)
-    return body["error"]
 
 
 @pytest.fixture

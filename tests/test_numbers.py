@@ -7,7 +7,7 @@ import pytest
 
 from blocklist import numbers
 from blocklist.errors import InvalidNumber
-from tests.support import redis_state
+from tests.support import assert_error, redis_state
 
 # (raw input, region it is read in, E.164)
 ACCEPTED = [
@@ -88,17 +88,6 @@ NOT_STRINGS = [
     pytest.param(["13800138000"], id="list"),
     pytest.param({"number": "13800138000"}, id="object"),
 ]
-
-
-def assert_error(response, status: int, *codes: str) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["code"] in codes
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    assert isinstance(body["error"]["details"], dict)
-    return body["error"]
 
 
 # --- normalize() ---------------------------------------------------------------------------

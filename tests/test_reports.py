@@ -4,23 +4,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.support import redis_state
+from tests.support import assert_error, redis_state
 
 NUMBER = "13800138000"
 E164 = "+8613800138000"
 KIB = 1024
 MIB = 1024 * KIB
-
-
-def assert_error(response, status: int, *codes: str) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["code"] in codes
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    assert isinstance(body["error"]["details"], dict)
-    return body["error"]
 
 
 def assert_item_error(item: dict, index: int, *codes: str) -> dict:

@@ -106,7 +106,7 @@ def lookup_prefix(prefix: str):
 def open_dispute():
     body = DisputeSchema().load(_json_body())
     number = _number(body["number"], body.get("region"))
-    return jsonify(moderation.open_dispute(_store(), g.device_id, number, body["reason"], body["contact"])), 201
+    return jsonify(moderation.open_dispute(_store(), number, body["reason"], body["contact"])), 201
 
 
 # --- app vendors -------------------------------------------------------------------------
