@@ -43,9 +43,16 @@ def authenticate(store: Store, token: str | None) -> str:
     device_id, dot, _ = token.partition(".")
     if not dot or len(device_id) != 2 * DEVICE_ID_BYTES or len(token) > 128:
         raise Unauthorized("the device token is malformed")
+    token_hash = _keyed(store.secret, "token", token).hex()
+    trusted_until = store.auth_cache.get(token_hash)
+    if trusted_until is not None and trusted_until > time.monotonic():
+        return device_id
     stored = store.redis.hget(store.keys.device(device_id), "h")
-    if stored is None or not hmac.compare_digest(stored, _keyed(store.secret, "token", token).hex()):
+    if stored is None or not hmac.compare_digest(stored, token_hash):
         raise Unauthorized("the device token is not valid")
+    if len(store.auth_cache) >= AUTH_CACHE_SIZE:
+        store.auth_cache.clear()
+    store.auth_cache[token_hash] = time.monotonic() + AUTH_CACHE_SECONDS
     return device_id
 
 
