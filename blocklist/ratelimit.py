@@ -52,12 +52,15 @@ def init_app(app: Flask, storage_uri: str) -> Limiter:
                                                "key_prefix": f"{PREFIX}:rl"}
     # Headers on every answer would cost two more Redis round trips per request; the 429
     # answer carries them (see api/errors.py), which is when a client needs them.
-    limiter = Limiter(key_func=_caller, app=app, headers_enabled=False, strategy="fixed-window")
+    # auto_check off and one check before each request: flask-limiter would otherwise
+    # evaluate a decorated route's limits twice per request (middleware and decorator).
+    limiter = Limiter(key_func=_caller, app=app, headers_enabled=False, strategy="fixed-window", auto_check=False)
     app.extensions["callmark.limiter"] = limiter
     for endpoint, (name, key_func) in ROUTE_LIMITS.items():
         # Shared by name: the reports budget covers every report route together, and so on.
         app.view_functions[endpoint] = limiter.shared_limit(config.rate_limits[name], scope=name,
                                                             key_func=key_func)(app.view_functions[endpoint])
+    app.before_request(limiter.check)
     return limiter
 
 

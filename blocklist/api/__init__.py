@@ -84,7 +84,7 @@ def _number(raw: str, region: str | None) -> str:
 @bp.get("/v1/numbers/<path:number>")
 @device_or_key_required
 def get_number(number: str):
-    query = _number_query.load(request.args)
+    query = _number_query.load(request.args) if request.args else {}  # the hot path has no query
     return jsonify(reputation.lookup(_store(), _number(number, query.get("region"))))
 
 
