@@ -129,6 +129,9 @@ def build_spec() -> APISpec:
     }
     for path, operations in paths.items():
         parameters = operations.pop("parameters", None)
+        if "{" in path:  # a path parameter the router cannot place (a newline, say) is a 404
+            for op in operations.values():
+                op["responses"].setdefault("404", {"description": ERROR_TEXT[404], "content": _json(r.ErrorSchema)})
         spec.path(path=path, operations=operations, parameters=parameters)
     return spec
 
