@@ -33,6 +33,7 @@ from blocklist.config import Config  # noqa: E402
 from blocklist.reputation import Vote, cast_votes  # noqa: E402
 
 BATCH = 500
+ROUNDS = 3  # alternating wrk rounds of /healthz and /v1/numbers
 MOBILE_PREFIXES = ("138", "139", "150", "151", "186", "187", "135", "136")
 
 
@@ -257,10 +258,13 @@ def main() -> None:
 
             token = devs[0][1]
             paths = [f"/v1/numbers/{n}" for n in pool[:1000]]
-            health = wrk(base + "/healthz", seconds)
-            lookups = wrk(base + "/v1/numbers/x", seconds, token=token, paths=paths)
+            # Alternating rounds, best of each: the machine is shared, the best round is the cost.
+            health = lookups = 0.0
+            for _ in range(ROUNDS):
+                health = max(health, wrk(base + "/healthz", seconds))
+                lookups = max(lookups, wrk(base + "/v1/numbers/x", seconds, token=token, paths=paths))
             print(f"GET /v1/numbers: {lookups:,.0f} req/s; GET /healthz: {health:,.0f} req/s; "
-                  f"ratio {lookups / health:.2f}")
+                  f"ratio {lookups / health:.2f} (best of {ROUNDS} alternating {seconds} s rounds)")
 
         mem = memory(store, n_memory)
         print(f"memory at {mem['numbers']:,} numbers reported once: reputation hash {mem['reputation_bytes']:.1f} "

@@ -1,7 +1,10 @@
-"""Rate limits (flask-limiter) on the same Redis: shared by all workers, kept across restarts.
+"""Rate limits on the same Redis: shared by all workers, kept across restarts.
 
-The limits themselves are settings (blocklist/config.py, CALLMARK_RATE_LIMIT_*); this
-module says which routes each one guards and whose requests it counts.
+flask-limiter owns the storage and the counting strategy (fixed windows, from the `limits`
+library); this module says which routes each limit guards and whose requests it counts,
+and asks flask-limiter's rate limiter once per request. (Its route decorators evaluate a
+route's limits twice per request, which cost a third of a lookup's throughput.)
+The limits themselves are settings: blocklist/config.py, CALLMARK_RATE_LIMIT_*.
 """
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ import time
 
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
+from limits import RateLimitItem, parse_many
+from werkzeug.exceptions import TooManyRequests
 
 from .api.auth import bearer_token
 from .keys import PREFIX
@@ -44,36 +49,38 @@ ROUTE_LIMITS = {
 }
 
 
+class RateLimited(TooManyRequests):
+    """429, with the limit that was hit and when its window resets."""
+
+    def __init__(self, item: RateLimitItem, reset_at: float):
+        super().__init__(f"{item.amount} per {item.multiples} {item.GRANULARITY.name}")
+        self.headers = {
+            # Redis TTLs round up, so the reset can look a second past the window: clamp to it.
+            "Retry-After": str(min(item.get_expiry(), max(1, math.ceil(reset_at - time.time())))),
+            "X-RateLimit-Limit": str(item.amount),
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": str(int(reset_at)),
+        }
+
+
 def init_app(app: Flask, storage_uri: str) -> Limiter:
-    """A limiter of this app's own (so several apps in one process keep separate storage)."""
     config = app.config["CALLMARK"]
     app.config["RATELIMIT_STORAGE_URI"] = storage_uri
     app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_timeout": config.redis_timeout,
                                                "key_prefix": f"{PREFIX}:rl"}
-    # Headers on every answer would cost two more Redis round trips per request; the 429
-    # answer carries them (see api/errors.py), which is when a client needs them.
-    # auto_check off and one check before each request: flask-limiter would otherwise
-    # evaluate a decorated route's limits twice per request (middleware and decorator).
-    limiter = Limiter(key_func=_caller, app=app, headers_enabled=False, strategy="fixed-window", auto_check=False)
+    limiter = Limiter(key_func=_caller, app=app, strategy="fixed-window", auto_check=False)
     app.extensions["callmark.limiter"] = limiter
-    for endpoint, (name, key_func) in ROUTE_LIMITS.items():
-        # Shared by name: the reports budget covers every report route together, and so on.
-        app.view_functions[endpoint] = limiter.shared_limit(config.rate_limits[name], scope=name,
-                                                            key_func=key_func)(app.view_functions[endpoint])
-    app.before_request(limiter.check)
+    limits = {name: parse_many(value) for name, value in config.rate_limits.items()}
+
+    @app.before_request
+    def check_rate_limit() -> None:
+        guarded = ROUTE_LIMITS.get(request.endpoint or "")
+        if guarded is None:
+            return
+        name, whose = guarded
+        caller = whose()
+        for item in limits[name]:
+            if not limiter.limiter.hit(item, name, caller):
+                raise RateLimited(item, limiter.limiter.get_window_stats(item, name, caller).reset_time)
+
     return limiter
-
-
-def exceeded_headers(limiter: Limiter) -> dict[str, str]:
-    """Retry-After and X-RateLimit-* for a 429: which limit was hit and when it resets."""
-    current = limiter.current_limit
-    if current is None:
-        return {"Retry-After": "1"}
-    reset_at = int(current.reset_at)
-    return {
-        # Redis TTLs round up, so the reset can look a second past the window: clamp to it.
-        "Retry-After": str(min(current.limit.get_expiry(), max(1, math.ceil(current.reset_at - time.time())))),
-        "X-RateLimit-Limit": str(current.limit.amount),
-        "X-RateLimit-Remaining": "0",
-        "X-RateLimit-Reset": str(reset_at),
-    }

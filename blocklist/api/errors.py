@@ -47,10 +47,8 @@ def register(app: Flask) -> None:
         headers = {"Allow": ", ".join(exc.valid_methods)} if getattr(exc, "valid_methods", None) else None
         message = exc.description or exc.name
         if exc.code == 429:
-            from ..ratelimit import exceeded_headers
-
             message = f"rate limit exceeded ({message}); retry after the Retry-After seconds"
-            headers = exceeded_headers(app.extensions["callmark.limiter"])
+            headers = getattr(exc, "headers", None) or {"Retry-After": "1"}
         return error_response(exc.code or 500, _http_code(exc), message, headers=headers)
 
     @app.errorhandler(redis.ConnectionError)
