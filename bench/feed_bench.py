@@ -26,7 +26,7 @@ from urllib.parse import urlencode, urlparse
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.common import machine, private_redis, service  # noqa: E402
-from blocklist import apikeys, create_app  # noqa: E402
+from blocklist import apikeys, create_app, feed  # noqa: E402
 from blocklist.config import Config  # noqa: E402
 from blocklist.reputation import Vote, cast_votes  # noqa: E402
 
@@ -184,6 +184,23 @@ def page_through(base: str, key: str) -> tuple[int, float, int]:
     return total, time.perf_counter() - started, pages
 
 
+def direct_baselines(store, count: int) -> tuple[float, float]:
+    """The same export and paging through the domain code, no HTTP: (rows/s, changes/s)."""
+    started = time.perf_counter()
+    lines = sum(chunk.count(b"\n") for chunk in feed.export(store))
+    export_rate = (lines - 1) / (time.perf_counter() - started)
+    assert lines - 1 == count
+    cursor, total = None, 0
+    started = time.perf_counter()
+    while True:
+        page = feed.page(store, cursor, PAGE)
+        cursor = page["next_cursor"]
+        if not page["changes"]:
+            break
+        total += len(page["changes"])
+    return export_rate, total / (time.perf_counter() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="50k numbers; under a minute")
@@ -199,6 +216,8 @@ def main() -> None:
         changes = load(store, count)
         print(f"loaded {count:,} numbers ({changes:,} change-log entries) in {time.perf_counter() - started:.1f} s")
         key = apikeys.create(store, "bench", "feed")
+        direct_export, direct_feed = direct_baselines(store, count)
+        print(f"baseline, no HTTP (same run): export {direct_export:,.0f} rows/s, feed {direct_feed:,.0f} changes/s")
         # No scheduler (a publish of a million numbers would compete with the export), and a feed
         # limit out of the way: this measures the service, not the limiter.
         with service(url, CALLMARK_SECRET_KEY=secret, CALLMARK_SWEEP_INTERVAL="0", CALLMARK_PUBLISH_INTERVAL="0",
@@ -221,6 +240,7 @@ def main() -> None:
             feed_rate = total / seconds
             print(f"feed: {total:,} changes in {pages:,} pages of {PAGE} in {seconds:.1f} s = {feed_rate:,.0f} changes/s")
     rows_per_s, peak = results[False]
+    print(f"ratio to the no-HTTP baseline: export {rows_per_s / direct_export:.2f}, feed {feed_rate / direct_feed:.2f}")
     print(f"export_rows_per_s={rows_per_s:.0f} export_peak_rss_mb={max(peak, results[True][1]):.1f} "
           f"feed_changes_per_s={feed_rate:.0f}")
 

@@ -33,7 +33,7 @@ from blocklist.config import Config  # noqa: E402
 from blocklist.reputation import Vote, cast_votes  # noqa: E402
 
 BATCH = 500
-ROUNDS = 3  # alternating wrk rounds of /healthz and /v1/numbers
+ROUNDS = 3  # alternating rounds: direct vs HTTP ingest, /healthz vs /v1/numbers
 MOBILE_PREFIXES = ("138", "139", "150", "151", "186", "187", "135", "136")
 
 
@@ -242,15 +242,18 @@ def main() -> None:
             pool = numbers(n_reports, seed=1)
             work = [(devs[(i // BATCH) % len(devs)][0], pool[i:i + BATCH]) for i in range(0, n_reports, BATCH)]
 
-            store.redis.flushdb()
-            direct = n_reports / direct_ingest(store, work, "loan")
-            store.redis.flushdb()
-            devs = register(base, 8)
-            tokens = dict(devs)
-            work = [(devs[(i // BATCH) % len(devs)][0], batch) for i, (_, batch) in enumerate(work)]
-            http_rate = n_reports / http_ingest(base, work, tokens, "loan", threads=4)
+            # Alternating rounds on a fresh database, best of each: the machine is shared.
+            direct = http_rate = 0.0
+            for _ in range(ROUNDS):
+                store.redis.flushdb()
+                direct = max(direct, n_reports / direct_ingest(store, work, "loan"))
+                store.redis.flushdb()
+                devs = register(base, 8)
+                tokens = dict(devs)
+                work = [(devs[(i // BATCH) % len(devs)][0], batch) for i, (_, batch) in enumerate(work)]
+                http_rate = max(http_rate, n_reports / http_ingest(base, work, tokens, "loan", threads=4))
             print(f"ingest: direct {direct:,.0f} reports/s, HTTP batch {http_rate:,.0f} reports/s "
-                  f"({n_reports:,} reports, batches of {BATCH})")
+                  f"({n_reports:,} reports, batches of {BATCH}, best of {ROUNDS} alternating rounds)")
 
             lat = latency(base, [t for _, t in devs], rate, seconds, numbers(5000, seed=2))
             print(f"single POST /v1/reports at {lat['rate']}/s for {seconds}s: p50 {lat['p50_ms']:.1f} ms, "
