@@ -152,8 +152,3 @@ class Config:
             raise ConfigError("CALLMARK_LIST_ERROR_RATE must be in [0.0001, 0.5)")
         if self.secret_key is not None and len(self.secret_key) < 32:
             raise ConfigError("CALLMARK_SECRET_KEY must be at least 32 characters")
-
-    @property
-    def embedded(self) -> bool:
-        """True when CallMark runs its own Redis server from the data folder."""
-        return not self.redis_url

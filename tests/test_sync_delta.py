@@ -9,7 +9,6 @@ import hashlib
 import json
 import math
 import re
-import struct
 from pathlib import Path
 
 import numpy as np
