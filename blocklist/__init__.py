@@ -9,7 +9,6 @@ import sys
 from flask import Flask
 
 from .config import Config
-from .errors import ConfigError
 from .secretfile import load_or_create
 from .store import Store, connect
 
@@ -27,10 +26,10 @@ def _configure_logging(level: str) -> None:
 
 
 def _secret(config: Config) -> bytes:
+    """CALLMARK_SECRET_KEY, or (development only: Config.validate refuses production without
+    it) the secret generated once into the data folder."""
     if config.secret_key:
         return config.secret_key.encode()
-    if config.profile == "production":
-        raise ConfigError("CALLMARK_SECRET_KEY must be set in the production profile")
     path = os.path.join(config.data_dir, SECRET_FILE)
     return load_or_create(path, lambda: secrets.token_urlsafe(48).encode())
 
