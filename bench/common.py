@@ -91,3 +91,16 @@ def service(redis_url: str, **env_overrides: str):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def bench_app(redis_url: str):
+    """An app on `redis_url` with a fresh secret: (app, store, secret). Pass the secret to
+    `service(...)` so keys and voter ids made here match the server's."""
+    from blocklist import create_app
+    from blocklist.config import Config
+
+    secret = os.urandom(24).hex()
+    app = create_app(Config(redis_url=redis_url, secret_key=secret, data_dir=tempfile.mkdtemp()))
+    store = app.extensions["callmark"]
+    print(f"redis: {store.redis.info('server')['redis_version']} at {redis_url}")
+    return app, store, secret

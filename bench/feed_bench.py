@@ -17,7 +17,6 @@ import http.client
 import json
 import os
 import sys
-import tempfile
 import threading
 import time
 import zlib
@@ -25,9 +24,8 @@ from urllib.parse import urlencode, urlparse
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import machine, private_redis, service  # noqa: E402
-from blocklist import apikeys, create_app, feed  # noqa: E402
-from blocklist.config import Config  # noqa: E402
+from bench.common import bench_app, machine, private_redis, service  # noqa: E402
+from blocklist import apikeys, feed  # noqa: E402
 from blocklist.reputation import Vote, cast_votes  # noqa: E402
 
 BATCH = 500  # votes per pipelined round trip while loading
@@ -208,10 +206,7 @@ def main() -> None:
     count = 50_000 if args.quick else 1_000_000
     print(f"machine: {machine()}")
     with private_redis() as url:
-        secret = os.urandom(24).hex()
-        app = create_app(Config(redis_url=url, secret_key=secret, data_dir=tempfile.mkdtemp()))
-        store = app.extensions["callmark"]
-        print(f"redis: {store.redis.info('server')['redis_version']} at {url}")
+        app, store, secret = bench_app(url)
         started = time.perf_counter()
         changes = load(store, count)
         print(f"loaded {count:,} numbers ({changes:,} change-log entries) in {time.perf_counter() - started:.1f} s")

@@ -26,9 +26,8 @@ from urllib.parse import urlparse
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import machine, private_redis, service  # noqa: E402
-from blocklist import create_app, devices  # noqa: E402
-from blocklist.config import Config  # noqa: E402
+from bench.common import bench_app, machine, private_redis, service  # noqa: E402
+from blocklist import devices  # noqa: E402
 from blocklist.reputation import Vote, cast_votes  # noqa: E402
 
 BATCH = 500
@@ -231,10 +230,7 @@ def main() -> None:
     rate = 300  # single reports per second: below the 2-core server's capacity, so latency is not queueing
     print(f"machine: {machine()}")
     with private_redis() as url:
-        secret = os.urandom(24).hex()
-        app = create_app(Config(redis_url=url, secret_key=secret, data_dir=tempfile.mkdtemp()))
-        store = app.extensions["callmark"]
-        print(f"redis: {store.redis.info('server')['redis_version']} at {url}")
+        app, store, secret = bench_app(url)
         with service(url, CALLMARK_SECRET_KEY=secret, CALLMARK_SWEEP_INTERVAL="0") as base:
             devs = register(base, 8)
             tokens = dict(devs)

@@ -14,6 +14,7 @@ from blocklist import create_app
 from blocklist.config import Config
 from blocklist.embedded import EmbeddedRedis
 from blocklist.reputation import DECAY_EPOCH
+from tests.support import SMALL_CAPACITY
 
 TEST_DB = 15  # used on a REDIS_URL that names no database, so tests never flush db 0
 SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "ftc")
@@ -71,7 +72,7 @@ def clock() -> Clock:
 @pytest.fixture
 def config(redis_url, redis_client, clock, secret_key, tmp_path) -> Config:
     return Config(redis_url=redis_url, profile="development", secret_key=secret_key,
-                  data_dir=str(tmp_path), clock=clock)
+                  data_dir=str(tmp_path), clock=clock, list_min_capacity=SMALL_CAPACITY)
 
 
 @pytest.fixture
@@ -82,6 +83,12 @@ def app(config):
 @pytest.fixture
 def store(app):
     return app.extensions["callmark"]
+
+
+@pytest.fixture
+def signer(app):
+    """The key that signs this app's manifests."""
+    return app.extensions["callmark.signing"][0]
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 
+SMALL_CAPACITY = 1000  # the tests' list capacity: lists this small publish in milliseconds
 RATE_LIMIT_KEYS = "cm:rl:"  # counters that every request moves, rejected ones included
 
 

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import pytest
 
-from blocklist import apikeys, create_app
+from blocklist import apikeys
 from blocklist.reputation import Vote, cast_votes, iso_unix
 from sync.publish import publish
 from tests.support import assert_error, redis_state
 
 NUMBER = "+8613800138000"
 OTHER = "+8613900139000"
-SMALL_CAPACITY = 1000  # lists this small publish in milliseconds
 
 
 def stored(r) -> dict:
@@ -23,12 +22,6 @@ def stored(r) -> dict:
 def vote(store, number: str, tag: str, count: int, first_voter: int = 0) -> None:
     cast_votes(store, [Vote(number=number, tag=tag, voter=f"v{i:07d}", at=store.clock())
                        for i in range(first_voter, first_voter + count)])
-
-
-@pytest.fixture
-def app(config):
-    config.list_min_capacity = SMALL_CAPACITY
-    return create_app(config)
 
 
 @pytest.fixture

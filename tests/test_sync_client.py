@@ -21,8 +21,8 @@ from blocklist.reputation import withdraw_vote
 from sync import bloom, publish, signing
 from sync.__main__ import main
 from sync.client import KEYS_FILE, Client, SyncError, list_path, lookup, read_state
+from tests.support import SMALL_CAPACITY
 from tests.test_sync_publish import (
-    SMALL_CAPACITY,
     block,
     expire_blocks,
     list_state,
@@ -98,26 +98,10 @@ class BeforeRequest:
 
 
 @pytest.fixture
-def sync_app(config):
-    config.list_min_capacity = SMALL_CAPACITY
-    return create_app(config)
-
-
-@pytest.fixture
-def store(sync_app):
-    return sync_app.extensions["callmark"]
-
-
-@pytest.fixture
-def signer(sync_app) -> signing.SigningKey:
-    return sync_app.extensions["callmark.signing"][0]
-
-
-@pytest.fixture
-def server(sync_app, store, signer) -> Iterator[str]:
+def server(app, store, signer) -> Iterator[str]:
     """The app, published once, served over HTTP."""
     publish.publish(store, signer)
-    with serve(sync_app) as url:
+    with serve(app) as url:
         yield url
 
 
@@ -426,25 +410,25 @@ def test_a_new_generation_makes_the_phone_take_the_snapshot(config, phone):
     assert lookup(phone, sorted(members(store, "spam"))[0])["lists"] == ["spam"]
 
 
-def test_a_publish_between_manifest_and_download_restarts_from_the_manifest(sync_app, store, signer, phone):
+def test_a_publish_between_manifest_and_download_restarts_from_the_manifest(app, store, signer, phone):
     publish.publish(store, signer)
 
     def publish_more() -> None:
         block(store, ["+8613800138000"])
         publish.publish(store, signer)
 
-    with serve(BeforeRequest(sync_app, "snapshot", publish_more)) as url:
+    with serve(BeforeRequest(app, "snapshot", publish_more)) as url:
         result = new_client(url, phone).sync_list("spam")
     assert (result.version, result.how) == (2, "snapshot")
     assert_matches_server(store, phone)
 
 
-def test_a_publish_between_manifest_and_delta_restarts_from_the_manifest(synced, sync_app, store, signer, phone):
+def test_a_publish_between_manifest_and_delta_restarts_from_the_manifest(synced, app, store, signer, phone):
     def publish_more() -> None:
         block(store, ["+8613800138000"], voters="late")
         publish.publish(store, signer)
 
-    recorder = Recorder(BeforeRequest(sync_app, "delta", publish_more))
+    recorder = Recorder(BeforeRequest(app, "delta", publish_more))
     with serve(recorder) as url:
         result = new_client(url, phone).sync_list("spam")
     assert (result.version, result.how) == (4, "delta")
@@ -458,9 +442,9 @@ def test_a_publish_between_manifest_and_delta_restarts_from_the_manifest(synced,
     assert_matches_server(store, phone)
 
 
-def test_an_unchanged_list_costs_one_conditional_manifest_request(sync_app, store, signer, phone):
+def test_an_unchanged_list_costs_one_conditional_manifest_request(app, store, signer, phone):
     publish.publish(store, signer)
-    recorder = Recorder(sync_app)
+    recorder = Recorder(app)
     with serve(recorder) as url:
         client = new_client(url, phone)
         client.sync_list("spam")
@@ -471,18 +455,18 @@ def test_an_unchanged_list_costs_one_conditional_manifest_request(sync_app, stor
 
 # --- an unreliable server -----------------------------------------------------------------
 
-def test_server_errors_are_retried_with_growing_delays(sync_app, store, signer, phone):
+def test_server_errors_are_retried_with_growing_delays(app, store, signer, phone):
     publish.publish(store, signer)
     delays: list[float] = []
-    with serve(Failing(sync_app, failures=3)) as url:
+    with serve(Failing(app, failures=3)) as url:
         client = Client(url, phone, attempts=4, backoff=0.01, sleep=delays.append)
         assert client.sync_list("spam").how == "snapshot"
     assert delays == [0.01, 0.02, 0.04]
 
 
-def test_a_server_that_keeps_failing_leaves_the_copy_alone(synced, sync_app, phone):
+def test_a_server_that_keeps_failing_leaves_the_copy_alone(synced, app, phone):
     before = file_of(phone)
-    with serve(Failing(sync_app, failures=10**6)) as url:
+    with serve(Failing(app, failures=10**6)) as url:
         client = Client(url, phone, attempts=3, backoff=0.01, sleep=lambda _: None)
         with pytest.raises(SyncError, match="failed 3 times.*HTTP 503: busy"):
             client.sync_list("spam")

@@ -13,8 +13,8 @@ from blocklist import create_app
 from blocklist.reputation import Vote, cast_votes, lookup, withdraw_vote
 from sync import bloom, delta, publish, signing
 from sync.publish import Published
+from tests.support import SMALL_CAPACITY
 
-SMALL_CAPACITY = 1000  # lists this small publish in milliseconds
 EXPIRY_HALF_LIVES = 1.6  # a block ends about one half-life after its last report; this is safely past it
 LISTS = ("spam", "fraud", "ring_once")
 
@@ -55,58 +55,42 @@ def members(store, name: str) -> set[str]:
 
 
 @pytest.fixture
-def sync_app(config):
-    config.list_min_capacity = SMALL_CAPACITY
-    return create_app(config)
-
-
-@pytest.fixture
-def sync_store(sync_app):
-    return sync_app.extensions["callmark"]
-
-
-@pytest.fixture
-def signer(sync_app) -> signing.SigningKey:
-    return sync_app.extensions["callmark.signing"][0]
-
-
-@pytest.fixture
-def http(sync_app):
-    return sync_app.test_client()
+def http(app):
+    return app.test_client()
 
 
 # --- publishing ---------------------------------------------------------------------------
 
-def test_first_publish_makes_version_1_of_every_list(sync_store, signer):
-    results = publish.publish(sync_store, signer)
+def test_first_publish_makes_version_1_of_every_list(store, signer):
+    results = publish.publish(store, signer)
     assert [(r.list, r.version, r.generation, r.count, r.new_version) for r in results] == [
         (name, 1, 1, 0, True) for name in LISTS]
     for name in LISTS:
-        m = manifest(sync_store, name)
+        m = manifest(store, name)
         assert m["capacity"] == SMALL_CAPACITY and m["count"] == 0 and m["key_id"] == signer.key_id
-        assert signing.verify(signer.public_b64, m, list_state(sync_store, name)["signature"])
+        assert signing.verify(signer.public_b64, m, list_state(store, name)["signature"])
 
 
-def test_publish_with_no_change_makes_no_new_version(sync_store, signer):
-    block(sync_store, random_numbers(5, random.Random(1)))
-    publish.publish(sync_store, signer)
-    before = {name: list_state(sync_store, name) for name in LISTS}
-    results = publish.publish(sync_store, signer)
+def test_publish_with_no_change_makes_no_new_version(store, signer):
+    block(store, random_numbers(5, random.Random(1)))
+    publish.publish(store, signer)
+    before = {name: list_state(store, name) for name in LISTS}
+    results = publish.publish(store, signer)
     assert not any(r.new_version for r in results)
-    assert {name: list_state(sync_store, name) for name in LISTS} == before
+    assert {name: list_state(store, name) for name in LISTS} == before
 
 
-def test_lists_follow_their_rules(sync_store, signer):
-    block(sync_store, ["+8613800138000"], tag="fraud")
-    block(sync_store, ["+8613800138001"], tag="ring_once")
-    block(sync_store, ["+8613800138002"], tag="loan")
-    publish.publish(sync_store, signer)
-    assert members(sync_store, "spam") == {"+8613800138000", "+8613800138001", "+8613800138002"}
-    assert members(sync_store, "fraud") == {"+8613800138000"}
-    assert members(sync_store, "ring_once") == {"+8613800138001"}
+def test_lists_follow_their_rules(store, signer):
+    block(store, ["+8613800138000"], tag="fraud")
+    block(store, ["+8613800138001"], tag="ring_once")
+    block(store, ["+8613800138002"], tag="loan")
+    publish.publish(store, signer)
+    assert members(store, "spam") == {"+8613800138000", "+8613800138001", "+8613800138002"}
+    assert members(store, "fraud") == {"+8613800138000"}
+    assert members(store, "ring_once") == {"+8613800138001"}
 
 
-def test_random_rounds_publish_exact_filters_and_working_deltas(sync_store, signer, clock):
+def test_random_rounds_publish_exact_filters_and_working_deltas(store, signer, clock):
     """Adds, withdrawals and decay: each version equals a fresh build of the blocked numbers,
     loads in pybloom-live, and every retained delta turns its version into the latest."""
     rng = random.Random(7)
@@ -115,21 +99,21 @@ def test_random_rounds_publish_exact_filters_and_working_deltas(sync_store, sign
     removed = {"withdrawn": 0, "decayed": 0}
     for round_ in range(8):
         fresh = random_numbers(rng.randrange(5, 60), rng)
-        block(sync_store, fresh, voters=f"r{round_}-")
+        block(store, fresh, voters=f"r{round_}-")
         touched.update(fresh)
-        spam = sorted(members(sync_store, "spam"))
+        spam = sorted(members(store, "spam"))
         for number in rng.sample(spam, min(len(spam), rng.randrange(0, 10))):
-            withdraw_vote(sync_store, number, f"r{round_ - 1}-0000000")  # a voter of last round
+            withdraw_vote(store, number, f"r{round_ - 1}-0000000")  # a voter of last round
         decays = round_ % 3 == 2
         if decays:
-            expire_blocks(sync_store, clock)
-        result = publish.publish(sync_store, signer)[0]
+            expire_blocks(store, clock)
+        result = publish.publish(store, signer)[0]
         removed["decayed" if decays else "withdrawn"] += result.removed
 
-        expected = {n for n in touched if lookup(sync_store, n)["verdict"] == "block"}
-        assert members(sync_store, "spam") == expected
-        m = manifest(sync_store, "spam")
-        data = served_snapshot(sync_store, "spam")
+        expected = {n for n in touched if lookup(store, n)["verdict"] == "block"}
+        assert members(store, "spam") == expected
+        m = manifest(store, "spam")
+        data = served_snapshot(store, "spam")
         assert data == bloom.build_snapshot(sorted(expected), m["capacity"], m["error_rate"])
         assert hashlib.sha256(data).hexdigest() == m["sha256"] and len(data) == m["snapshot_bytes"]
         assert m["count"] == len(expected)
@@ -139,7 +123,7 @@ def test_random_rounds_publish_exact_filters_and_working_deltas(sync_store, sign
 
         latest = bloom.parse_snapshot(data).bits
         for version, older in snapshots.items():
-            body = sync_store.binary.get(sync_store.keys.list_delta("spam", version))
+            body = store.binary.get(store.keys.list_delta("spam", version))
             if body is None:
                 continue
             header, positions = delta.decode(body)
@@ -170,14 +154,14 @@ def test_list_outgrowing_its_capacity_starts_a_new_generation(config):
     assert response.status_code == 410  # deltas never cross a generation
 
 
-def test_two_publishers_at_once_make_consecutive_versions(sync_store, signer):
+def test_two_publishers_at_once_make_consecutive_versions(store, signer):
     results: list[Published] = []
     errors: list[BaseException] = []
 
     def publisher() -> None:
         try:
             for _ in range(6):
-                results.extend(publish.publish(sync_store, signer, wait=30))
+                results.extend(publish.publish(store, signer, wait=30))
         except BaseException as exc:  # surfaced by the assertion below
             errors.append(exc)
 
@@ -186,78 +170,78 @@ def test_two_publishers_at_once_make_consecutive_versions(sync_store, signer):
         thread.start()
     rng = random.Random(11)
     while any(thread.is_alive() for thread in threads):
-        block(sync_store, random_numbers(3, rng), voters=f"t{rng.random()}")
+        block(store, random_numbers(3, rng), voters=f"t{rng.random()}")
     for thread in threads:
         thread.join()
     assert not errors
     versions = sorted(r.version for r in results if r.list == "spam" and r.new_version)
     assert versions == list(range(1, len(versions) + 1))
-    m = manifest(sync_store, "spam")
+    m = manifest(store, "spam")
     assert m["version"] == versions[-1]
-    spam = sorted(members(sync_store, "spam"))
-    assert served_snapshot(sync_store, "spam") == bloom.build_snapshot(spam, m["capacity"], m["error_rate"])
+    spam = sorted(members(store, "spam"))
+    assert served_snapshot(store, "spam") == bloom.build_snapshot(spam, m["capacity"], m["error_rate"])
 
 
-def test_publish_killed_before_commit_leaves_previous_version_served(sync_store, signer, http, monkeypatch):
-    block(sync_store, random_numbers(10, random.Random(2)))
-    publish.publish(sync_store, signer)
-    before = (list_state(sync_store, "spam"), served_snapshot(sync_store, "spam"), members(sync_store, "spam"))
-    block(sync_store, ["+8613800138000"], voters="late")
+def test_publish_killed_before_commit_leaves_previous_version_served(store, signer, http, monkeypatch):
+    block(store, random_numbers(10, random.Random(2)))
+    publish.publish(store, signer)
+    before = (list_state(store, "spam"), served_snapshot(store, "spam"), members(store, "spam"))
+    block(store, ["+8613800138000"], voters="late")
 
     def killed(*args, **kwargs):
         raise SystemExit("killed")
 
     monkeypatch.setattr(publish, "_commit", killed)
     with pytest.raises(SystemExit):
-        publish.publish(sync_store, signer)
-    assert (list_state(sync_store, "spam"), served_snapshot(sync_store, "spam"), members(sync_store, "spam")) == before
+        publish.publish(store, signer)
+    assert (list_state(store, "spam"), served_snapshot(store, "spam"), members(store, "spam")) == before
     assert http.get("/v1/lists/spam/snapshot").data == before[1]
 
     monkeypatch.undo()
-    results = publish.publish(sync_store, signer)
+    results = publish.publish(store, signer)
     assert results[0].version == int(before[0]["version"]) + 1 and results[0].added == 1
-    assert "+8613800138000" in members(sync_store, "spam")
+    assert "+8613800138000" in members(store, "spam")
 
 
-def test_commit_with_an_older_fencing_token_is_refused(sync_store, signer):
-    publish.publish(sync_store, signer)  # takes fencing token 1
-    block(sync_store, ["+8613800138000"])
-    publish.publish(sync_store, signer)  # token 2
-    block(sync_store, ["+8613800138001"], voters="w")
+def test_commit_with_an_older_fencing_token_is_refused(store, signer):
+    publish.publish(store, signer)  # takes fencing token 1
+    block(store, ["+8613800138000"])
+    publish.publish(store, signer)  # token 2
+    block(store, ["+8613800138001"], voters="w")
     with pytest.raises(publish.PublishError, match="STALE"):
-        publish.publish_list(sync_store, signer, "spam", fence=1)  # a publisher whose lock expired
-    assert manifest(sync_store, "spam")["version"] == 2
+        publish.publish_list(store, signer, "spam", fence=1)  # a publisher whose lock expired
+    assert manifest(store, "spam")["version"] == 2
 
 
 # --- the command line ---------------------------------------------------------------------
 
-def test_cli_publish_prints_one_line_per_list(sync_app, sync_store):
-    block(sync_store, ["+8613800138000"])
-    result = sync_app.test_cli_runner().invoke(args=["lists", "publish"])
+def test_cli_publish_prints_one_line_per_list(app, store):
+    block(store, ["+8613800138000"])
+    result = app.test_cli_runner().invoke(args=["lists", "publish"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert [line.split(":")[0] for line in lines] == list(LISTS)
     assert lines[0].startswith("spam: version 1 (generation 1), 1 numbers")
 
 
-def test_cli_publish_fails_when_the_lock_is_held(sync_app, sync_store):
-    sync_store.redis.set(sync_store.keys.publish_lock(), "x")
-    result = sync_app.test_cli_runner().invoke(args=["lists", "publish", "--wait", "0.5"])
+def test_cli_publish_fails_when_the_lock_is_held(app, store):
+    store.redis.set(store.keys.publish_lock(), "x")
+    result = app.test_cli_runner().invoke(args=["lists", "publish", "--wait", "0.5"])
     assert result.exit_code != 0
     assert "another publisher held the lock" in result.output
-    assert list_state(sync_store, "spam") == {}
+    assert list_state(store, "spam") == {}
 
 
 # --- HTTP ---------------------------------------------------------------------------------
 
 @pytest.fixture
-def published(sync_store, signer) -> int:
+def published(store, signer) -> int:
     """spam published three times with changes; returns the latest version."""
     rng = random.Random(5)
     for i in range(3):
-        block(sync_store, random_numbers(4, rng), voters=f"h{i}-")
-        publish.publish(sync_store, signer)
-    return manifest(sync_store, "spam")["version"]
+        block(store, random_numbers(4, rng), voters=f"h{i}-")
+        publish.publish(store, signer)
+    return manifest(store, "spam")["version"]
 
 
 def test_lists_index_shows_each_list(http, published):
@@ -266,7 +250,7 @@ def test_lists_index_shows_each_list(http, published):
     assert lists[0]["version"] == published and lists[0]["count"] == 12 and lists[0]["error_rate"] == 0.001
 
 
-def test_manifest_body_holds_the_signed_bytes_verbatim(http, sync_store, signer, published):
+def test_manifest_body_holds_the_signed_bytes_verbatim(http, store, signer, published):
     response = http.get("/v1/lists/spam/manifest")
     body = response.get_json()
     assert signing.verify(signer.public_b64, body["manifest"], body["signature"])
@@ -298,8 +282,8 @@ def test_unknown_list_and_old_snapshot_are_404(http, published):
         assert response.status_code == 404 and response.get_json()["error"]["code"] == code
 
 
-def test_delta_and_snapshot_are_cacheable_and_answer_if_none_match(http, sync_store, published):
-    m = manifest(sync_store, "spam")
+def test_delta_and_snapshot_are_cacheable_and_answer_if_none_match(http, store, published):
+    m = manifest(store, "spam")
     for path, etag in [(f"delta?from=1&to={published}", f'"1-{published}"'),
                        (f"snapshot?version={published}", f'"{m["sha256"]}"')]:
         response = http.get(f"/v1/lists/spam/{path}")
@@ -311,7 +295,7 @@ def test_delta_and_snapshot_are_cacheable_and_answer_if_none_match(http, sync_st
     for path in ("delta?from=1", "snapshot"):
         response = http.get(f"/v1/lists/spam/{path}")
         assert response.status_code == 200 and "immutable" not in response.headers["Cache-Control"]
-    assert http.get("/v1/lists/spam/snapshot").data == served_snapshot(sync_store, "spam")
+    assert http.get("/v1/lists/spam/snapshot").data == served_snapshot(store, "spam")
 
 
 def test_versions_beyond_the_retention_get_410(config):
@@ -328,10 +312,10 @@ def test_versions_beyond_the_retention_get_410(config):
     assert store.binary.get(store.keys.list_delta("spam", 1)) is None  # dropped, not just hidden
 
 
-def test_the_version_being_replaced_keeps_its_delta_however_old(sync_store, signer, clock, http):
-    block(sync_store, ["+8613800138000"])
-    publish.publish(sync_store, signer)
-    clock.advance(days=2 * sync_store.config.delta_retention_days)  # a quiet list: no change for two months
-    block(sync_store, ["+8613800138001"], voters="w")
-    publish.publish(sync_store, signer)
+def test_the_version_being_replaced_keeps_its_delta_however_old(store, signer, clock, http):
+    block(store, ["+8613800138000"])
+    publish.publish(store, signer)
+    clock.advance(days=2 * store.config.delta_retention_days)  # a quiet list: no change for two months
+    block(store, ["+8613800138001"], voters="w")
+    publish.publish(store, signer)
     assert http.get("/v1/lists/spam/delta?from=1").status_code == 200  # phones that were current stay cheap
