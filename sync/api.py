@@ -116,19 +116,21 @@ def manifest(name: str):
     return response.make_conditional(request)
 
 
+def _latest_only(name: str, wanted: int | None, state: dict[str, str]) -> None:
+    if wanted is not None and wanted != int(state["version"]):
+        raise UnknownVersion(f"version {wanted} of {name!r} is not kept; only the latest snapshot is",
+                             {"latest": int(state["version"])})
+
+
 @bp.get("/v1/lists/<name>/snapshot")
 def snapshot(name: str):
     state = _state(name)
     wanted = _version_arg("version")
-    if wanted is not None and wanted != int(state["version"]):
-        raise UnknownVersion(f"version {wanted} of {name!r} is not kept; only the latest snapshot is",
-                             {"latest": int(state["version"])})
+    _latest_only(name, wanted, state)
     if request.if_none_match.contains(state["sha256"]):
         return _binary(b"", state["sha256"], IMMUTABLE if wanted is not None else SHORT)
     state, body = _consistent(name, _store().keys.list_snapshot(name))
-    if wanted is not None and wanted != int(state["version"]):
-        raise UnknownVersion(f"version {wanted} of {name!r} is not kept; only the latest snapshot is",
-                             {"latest": int(state["version"])})
+    _latest_only(name, wanted, state)  # a publish may have landed in between
     return _binary(body, state["sha256"], IMMUTABLE if wanted is not None else SHORT)
 
 
@@ -142,7 +144,7 @@ def delta(name: str):
         raise InvalidVersion("from is required: the version the client holds")
     if end is not None and end != latest:
         raise DeltaUnavailable(f"deltas lead to the latest version ({latest}); fetch the manifest again",
-                   {"latest": latest})
+                               {"latest": latest})
     if start == latest:
         response = Response(status=304)
         response.headers["Cache-Control"] = SHORT
@@ -152,10 +154,11 @@ def delta(name: str):
         return _binary(b"", etag, IMMUTABLE if end is not None else SHORT)
     state, body = _consistent(name, _store().keys.list_delta(name, start))
     if int(state["version"]) != latest:  # published meanwhile: the body leads elsewhere
-        raise DeltaUnavailable("the list moved on while reading; fetch the manifest again", {"latest": int(state["version"])})
+        raise DeltaUnavailable("the list moved on while reading; fetch the manifest again",
+                               {"latest": int(state["version"])})
     if body is None or start > latest:
-        raise DeltaUnavailable(f"no delta from version {start}: it is older than the retention, of another generation "
-                   "or unknown; fetch the snapshot", {"latest": latest})
+        raise DeltaUnavailable(f"no delta from version {start}: it is older than the retention, of another "
+                               "generation or unknown; fetch the snapshot", {"latest": latest})
     return _binary(body, etag, IMMUTABLE if end is not None else SHORT)
 
 
