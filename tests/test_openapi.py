@@ -36,7 +36,8 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 @schema.parametrize()
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+# Derandomized: CI explores the same examples every run, so a red build is always reproducible.
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_every_operation_answers_as_documented(case, credentials):
     security = case.operation.definition.raw.get("security") or [{}]
     headers = credentials.get(next(iter(security[0]), ""), {})
