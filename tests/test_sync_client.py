@@ -21,7 +21,6 @@ from blocklist.reputation import withdraw_vote
 from sync import bloom, publish, signing
 from sync.__main__ import main
 from sync.client import KEYS_FILE, Client, SyncError, list_path, lookup, read_state
-from tests.support import SMALL_CAPACITY
 from tests.test_sync_publish import (
     block,
     expire_blocks,
@@ -303,7 +302,6 @@ def test_a_damaged_keys_file_is_not_silently_replaced(synced, server, phone):
 # --- key rotation -------------------------------------------------------------------------
 
 def test_a_key_rotation_is_followed_and_an_unendorsed_key_refused(config, phone, tmp_path):
-    config.list_min_capacity = SMALL_CAPACITY
     next_seed = base64.b64encode(os.urandom(32)).decode()
     config.signing_next_key = next_seed
     announcing = create_app(config)
@@ -347,7 +345,6 @@ def test_a_key_rotation_is_followed_and_an_unendorsed_key_refused(config, phone,
 # --- falling behind -----------------------------------------------------------------------
 
 def test_a_phone_a_month_behind_gets_one_delta(config, clock, phone):
-    config.list_min_capacity = SMALL_CAPACITY
     config.delta_retention = 10_000
     app = create_app(config)
     store, (signer, _) = app.extensions["callmark"], app.extensions["callmark.signing"]
@@ -371,7 +368,6 @@ def test_a_phone_a_month_behind_gets_one_delta(config, clock, phone):
 
 
 def test_a_phone_beyond_the_retention_gets_410_then_the_snapshot(config, clock, phone):
-    config.list_min_capacity = SMALL_CAPACITY
     app = create_app(config)
     store, (signer, _) = app.extensions["callmark"], app.extensions["callmark.signing"]
     block(store, ["+8613800138000"])

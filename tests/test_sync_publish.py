@@ -299,7 +299,6 @@ def test_delta_and_snapshot_are_cacheable_and_answer_if_none_match(http, store, 
 
 
 def test_versions_beyond_the_retention_get_410(config):
-    config.list_min_capacity = SMALL_CAPACITY
     config.delta_retention = 2
     app = create_app(config)
     store, (signer, _) = app.extensions["callmark"], app.extensions["callmark.signing"]

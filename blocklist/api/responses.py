@@ -134,15 +134,6 @@ class DisputeResolvedSchema(Schema):
     reputation = fields.Nested(ReputationSchema, required=True)
 
 
-class AuditEntrySchema(Schema):
-    id = fields.String(required=True)
-    action = fields.String(required=True)
-    number = fields.String(required=True)
-    by = fields.String(required=True)
-    reason = fields.String(required=True)
-    at = fields.String(required=True)
-
-
 class AuditSchema(Schema):
     entries = fields.List(fields.Dict(), required=True)
 
