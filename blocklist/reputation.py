@@ -132,20 +132,25 @@ def iso_unix(unix: int) -> str:
 
 
 def lookup(store: Store, number: str) -> dict[str, Any]:
-    """The reputation of a number as of now (`GET /v1/numbers/<number>`)."""
-    reply = store.read_script(keys=[store.keys.number(number)], args=[_since_epoch(store.clock())])
-    return _reputation(number, reply)
+    """The reputation of a number as of now."""
+    return lookup_many(store, [number])[0]
 
 
 def lookup_many(store: Store, numbers: list[str]) -> list[dict[str, Any]]:
     """Reputations of many numbers in one pipelined round trip."""
-    now = _since_epoch(store.clock())
-    replies = store.pipelined(lambda pipe: [store.evalsha(pipe, store.read_script, [store.keys.number(n)], [now])
-                                            for n in numbers])
-    return [_reputation(number, reply) for number, reply in zip(numbers, replies)]
+    now = store.clock()
+    replies = store.pipelined(lambda pipe: [queue_read(store, pipe, n, now) for n in numbers])
+    return [from_reply(number, reply) for number, reply in zip(numbers, replies)]
 
 
-def _reputation(number: str, reply: list) -> dict[str, Any]:
+def queue_read(store: Store, pipe, number: str, now: float) -> None:
+    """Queue the read of a number's reputation on a `store.pipelined` pipeline; its reply
+    goes to `from_reply`. Lets a caller share the round trip with other commands."""
+    store.evalsha(pipe, store.read_script, [store.keys.number(number)], [_since_epoch(now)])
+
+
+def from_reply(number: str, reply: list) -> dict[str, Any]:
+    """The reputation object (`GET /v1/numbers/<number>`) from the read script's reply."""
     verdict, label, reporters, score, first, last, override, disputed = reply[:8]
     verdict, label = VERDICTS[int(verdict)], _label(int(label))
     per_tag = {}

@@ -6,7 +6,7 @@ import time
 import pytest
 from limits import parse_many
 
-from blocklist import apikeys, create_app
+from blocklist import apikeys, create_app, ratelimit
 from blocklist.config import RATE_LIMIT_DEFAULTS, RATE_LIMIT_SETTINGS, Config
 from blocklist.errors import ConfigError
 from tests.support import assert_error, redis_state
@@ -118,6 +118,46 @@ def test_both_lookup_routes_share_one_budget(config):
     for _ in range(2):
         assert client.get(f"/v1/numbers/{E164}", headers=device).status_code == 200
     assert_error(client.get("/v1/lookup/prefix/abcd", headers=device), 429, "rate_limited")
+
+
+def test_a_number_lookup_is_counted_in_its_own_round_trip_where_flask_limiter_sees_it(config):
+    app = app_with(config, lookups="5/minute;100/hour")
+    client = app.test_client()
+    device = {"Authorization": f"Bearer {client.post('/v1/devices').get_json()['token']}"}
+    guard = app.extensions["callmark.ratelimit"]
+    assert guard.shares_round_trips
+    for _ in range(3):
+        assert client.get(f"/v1/numbers/{E164}", headers=device).status_code == 200
+    with app.test_request_context(headers=device):
+        caller = ratelimit._caller()
+    stats = [guard.limiter.limiter.get_window_stats(item, "lookups", caller).remaining
+             for item in guard.limits["lookups"]]
+    assert stats == [2, 97]
+    for _ in range(2):
+        assert client.get(f"/v1/numbers/{E164}", headers=device).status_code == 200
+    response = client.get(f"/v1/numbers/{E164}", headers=device)
+    assert_error(response, 429, "rate_limited")
+    assert 0 < int(response.headers["Retry-After"]) <= 60
+
+
+def test_a_refused_number_lookup_still_counts(config):
+    client = app_with(config, lookups="2/minute").test_client()
+    device = {"Authorization": f"Bearer {client.post('/v1/devices').get_json()['token']}"}
+    assert_error(client.get("/v1/numbers/not-a-number", headers=device), 400, "invalid_number")
+    assert client.get(f"/v1/numbers/{E164}", headers=device).status_code == 200
+    assert_error(client.get(f"/v1/numbers/{E164}", headers=device), 429, "rate_limited")
+
+
+def test_a_lookup_counts_after_redis_forgot_the_scripts(config, redis_client):
+    client = app_with(config, lookups="3/minute").test_client()
+    device = {"Authorization": f"Bearer {client.post('/v1/devices').get_json()['token']}"}
+    client.post("/v1/reports", json={"number": E164, "tag": "loan"}, headers=device)
+    assert client.get(f"/v1/numbers/{E164}", headers=device).status_code == 200
+    redis_client.script_flush()
+    body = client.get(f"/v1/numbers/{E164}", headers=device).get_json()
+    assert body["verdict"] == "warn" and body["tags"]["loan"]["reporters"] == 1
+    assert client.get(f"/v1/numbers/{E164}", headers=device).status_code == 200
+    assert_error(client.get(f"/v1/numbers/{E164}", headers=device), 429, "rate_limited")
 
 
 BATCH = {"reports": [{"number": f"+86138{i:08d}", "tag": "loan"} for i in range(50)]}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from .. import devices, feed, lookup, moderation, numbers, reports, reputation, tags
+from .. import devices, feed, lookup, moderation, numbers, ratelimit, reports, reputation, tags
 from ..errors import ValidationFailed
 from ..store import Store
 from .auth import device_or_key_required, device_required, key_required
@@ -85,7 +85,10 @@ def _number(raw: str, region: str | None) -> str:
 @device_or_key_required
 def get_number(number: str):
     query = _number_query.load(request.args) if request.args else {}  # the hot path has no query
-    return jsonify(reputation.lookup(_store(), _number(number, query.get("region"))))
+    number, store = _number(number, query.get("region")), _store()
+    # The read shares its round trip with the request's rate-limit counter.
+    reply = ratelimit.counted(lambda pipe: reputation.queue_read(store, pipe, number, store.clock()))
+    return jsonify(reputation.from_reply(number, reply))
 
 
 @bp.delete("/v1/devices/me")
