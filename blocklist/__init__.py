@@ -7,6 +7,7 @@ import secrets
 import sys
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import Config
 from .secretfile import load_or_create
@@ -61,6 +62,8 @@ def create_app(config: Config | None = None) -> Flask:
     from . import api, cli, openapi, ratelimit
     from .api import errors
 
+    if config.trusted_proxies:  # the client address (rate limits, networks) from X-Forwarded-For
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.trusted_proxies)
     app.register_blueprint(api.bp)
     openapi.init_app(app)
     ratelimit.init_app(app, _limiter_storage(config, client))

@@ -61,6 +61,18 @@ def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0
     return value
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool | None:
+    """An on/off setting; None when unset, so the profile decides."""
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return None
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be on or off (1/0, true/false), got {raw!r}")
+
+
 @dataclass
 class Config:
     """The service's settings. `Config.from_env()` reads them; tests build one directly."""
@@ -73,6 +85,7 @@ class Config:
     host: str = "127.0.0.1"  # HOST
     port: int = 8000  # PORT
     workers: int = 0  # CALLMARK_WORKERS: gunicorn workers; 0 = 2 per CPU core
+    threads: int = 4  # CALLMARK_THREADS: threads per gunicorn worker
     secret_key: str | None = None  # CALLMARK_SECRET_KEY: keys token and reporter hashes
     default_region: str = "CN"  # CALLMARK_DEFAULT_REGION: region for national-format numbers
     buckets: int = 64  # CALLMARK_BUCKETS: hash-tag partitions, fixed per deployment
@@ -93,6 +106,21 @@ class Config:
     signing_key_file: str | None = None  # CALLMARK_SIGNING_KEY_FILE: or a file holding it
     signing_next_key: str | None = None  # CALLMARK_SIGNING_NEXT_KEY: announced successor (rotation)
     signing_next_key_file: str | None = None  # CALLMARK_SIGNING_NEXT_KEY_FILE: or a file holding it
+    # Abuse guards (docs/REPUTATION.md); None = the profile's default (on in production).
+    distinct_networks: bool | None = None  # CALLMARK_DISTINCT_NETWORKS: block needs distinct networks
+    network_prefix_v4: int = 24  # CALLMARK_NETWORK_PREFIX_V4: bits of an IPv4 address naming its network
+    network_prefix_v6: int = 48  # CALLMARK_NETWORK_PREFIX_V6: bits of an IPv6 address naming its network
+    burst_guard: bool | None = None  # CALLMARK_BURST_GUARD: hold bursts of fresh devices' tags at warn
+    burst_min_tags: int = 8  # CALLMARK_BURST_MIN_TAGS: fresh devices' spam tags that make a burst
+    burst_window_minutes: int = 10  # CALLMARK_BURST_WINDOW_MINUTES: ... within this many minutes
+    fresh_device_days: float = 7.0  # CALLMARK_FRESH_DEVICE_DAYS: a device this young is fresh
+    network_burst_devices: int = 5  # CALLMARK_NETWORK_BURST_DEVICES: registrations per network per hour at full weight
+    burst_device_weight: int = 10  # CALLMARK_BURST_DEVICE_WEIGHT: percent weight of devices past that
+    human_daily_tags: int = 100  # CALLMARK_HUMAN_DAILY_TAGS: tags a day beyond which a device weighs nothing
+    ring_once_devices: int = 3  # CALLMARK_RING_ONCE_DEVICES: distinct devices that must see ring-once calls
+    ring_once_seconds: float = 3.0  # CALLMARK_RING_ONCE_SECONDS: an unanswered ring shorter than this
+    ring_once_window_minutes: int = 60  # CALLMARK_RING_ONCE_WINDOW_MINUTES: ... within this window
+    trusted_proxies: int = 0  # CALLMARK_TRUSTED_PROXIES: proxies whose X-Forwarded-For is believed
     rate_limits: dict[str, str] = field(default_factory=dict)  # CALLMARK_RATE_LIMIT_*: see ratelimit.py
     clock: Callable[[], float] | None = field(default=None, repr=False)  # tests inject time
 
@@ -110,6 +138,7 @@ class Config:
             host=env.get("HOST") or "127.0.0.1",
             port=_int(env, "PORT", 8000, 0),
             workers=_int(env, "CALLMARK_WORKERS", 0, 0),
+            threads=_int(env, "CALLMARK_THREADS", 4, 1),
             secret_key=env.get("CALLMARK_SECRET_KEY") or None,
             default_region=(env.get("CALLMARK_DEFAULT_REGION") or "CN").upper(),
             buckets=_int(env, "CALLMARK_BUCKETS", 64, 1),
@@ -131,6 +160,20 @@ class Config:
             signing_next_key=env.get("CALLMARK_SIGNING_NEXT_KEY") or None,
             signing_next_key_file=env.get("CALLMARK_SIGNING_NEXT_KEY_FILE") or None,
         )
+        config.distinct_networks = _flag(env, "CALLMARK_DISTINCT_NETWORKS")
+        config.network_prefix_v4 = _int(env, "CALLMARK_NETWORK_PREFIX_V4", 24, 8)
+        config.network_prefix_v6 = _int(env, "CALLMARK_NETWORK_PREFIX_V6", 48, 16)
+        config.burst_guard = _flag(env, "CALLMARK_BURST_GUARD")
+        config.burst_min_tags = _int(env, "CALLMARK_BURST_MIN_TAGS", 8, 2)
+        config.burst_window_minutes = _int(env, "CALLMARK_BURST_WINDOW_MINUTES", 10, 1)
+        config.fresh_device_days = _float(env, "CALLMARK_FRESH_DEVICE_DAYS", 7.0, 0.0)
+        config.network_burst_devices = _int(env, "CALLMARK_NETWORK_BURST_DEVICES", 5, 1)
+        config.burst_device_weight = _int(env, "CALLMARK_BURST_DEVICE_WEIGHT", 10, 0)
+        config.human_daily_tags = _int(env, "CALLMARK_HUMAN_DAILY_TAGS", 100, 1)
+        config.ring_once_devices = _int(env, "CALLMARK_RING_ONCE_DEVICES", 3, 1)
+        config.ring_once_seconds = _float(env, "CALLMARK_RING_ONCE_SECONDS", 3.0, 0.1)
+        config.ring_once_window_minutes = _int(env, "CALLMARK_RING_ONCE_WINDOW_MINUTES", 60, 1)
+        config.trusted_proxies = _int(env, "CALLMARK_TRUSTED_PROXIES", 0, 0)
         config.rate_limits = {name: env[var] for name, var in RATE_LIMIT_SETTINGS.items() if env.get(var)}
         config.validate()
         return config
@@ -139,6 +182,11 @@ class Config:
         if self.profile not in PROFILES:
             raise ConfigError(f"CALLMARK_PROFILE must be one of {', '.join(PROFILES)}, got {self.profile!r}")
         self.rate_limits = {**RATE_LIMIT_DEFAULTS[self.profile], **self.rate_limits}
+        guarded = self.profile == "production"
+        self.distinct_networks = guarded if self.distinct_networks is None else self.distinct_networks
+        self.burst_guard = guarded if self.burst_guard is None else self.burst_guard
+        if self.burst_device_weight > 100:
+            raise ConfigError("CALLMARK_BURST_DEVICE_WEIGHT is a percent: at most 100")
         for name, value in self.rate_limits.items():
             try:
                 parse_many(value)

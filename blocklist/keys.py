@@ -46,6 +46,10 @@ class Keys:
         """Stream: what reporters said (company, note, call) for regulators, kept for the retention."""
         return f"{PREFIX}:details:{{b{bucket}}}"
 
+    def held(self, bucket: int) -> str:
+        """Set of a bucket's numbers that the burst guard holds at warn for review."""
+        return f"{PREFIX}:held:{{b{bucket}}}"
+
     def report_id(self, number: str, voter: str, report_id: str) -> str:
         """String with a lifetime: marks a report_id as seen, in the number's bucket.
 
@@ -103,6 +107,18 @@ class Keys:
     def dispute_of_number(self, number: str) -> str:
         """String: the open dispute of a number, if any."""
         return f"{PREFIX}:disputes:number:{number}"
+
+    def device_daily_tags(self, device_id: str, day: int) -> str:
+        """The numbers a device tagged on one day (days since 1970), kept two days."""
+        return f"{PREFIX}:dt:{{d{device_id}}}:{day}"
+
+    def trust_due(self) -> str:
+        """Sorted set: device id -> when its weight is next reviewed (blocklist/trust.py)."""
+        return f"{PREFIX}:trust:due"
+
+    def network_registrations(self, network_hash: str) -> str:
+        """Registrations from one network (keyed hash) in the current hour."""
+        return f"{PREFIX}:netreg:{network_hash}"
 
     def device(self, device_id: str) -> str:
         """Hash: a device's keyed token hash and registration time."""

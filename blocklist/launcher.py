@@ -54,7 +54,7 @@ def serve(app: Flask) -> None:
             "bind": f"{config.host}:{config.port}",
             "workers": workers,
             "worker_class": "gthread",
-            "threads": 4,
+            "threads": config.threads,
             "graceful_timeout": GRACEFUL_TIMEOUT,
             "accesslog": None,
             "errorlog": "-",

@@ -36,6 +36,22 @@ def set_override(store: Store, number: str, verdict: str | None, reason: str, ac
     return reputation.lookup(store, number)
 
 
+def release_hold(store: Store, number: str, reason: str, actor: str) -> dict[str, Any]:
+    """End the burst guard's hold on a number (audited); the crowd's verdict applies again."""
+    audit(store, "hold_released", number, actor, reason)
+    reputation.release_hold(store, number)
+    return reputation.lookup(store, number)
+
+
+def held_numbers(store: Store, limit: int = 100) -> list[dict[str, Any]]:
+    """Numbers the burst guard holds at warn for review, with their reputations."""
+    pipe = store.redis.pipeline(transaction=False)
+    for bucket in range(store.config.buckets):
+        pipe.srandmember(store.keys.held(bucket), limit)
+    held = sorted({number for members in pipe.execute() for number in members})[:limit]
+    return reputation.lookup_many(store, held)
+
+
 def open_dispute(store: Store, number: str, reason: str, contact: str) -> dict[str, Any]:
     """Open a dispute; the record keeps what the owner wrote, nothing about their device."""
     dispute_id = secrets.token_hex(8)

@@ -97,6 +97,12 @@ def build_spec() -> APISpec:
                        request=s.OverrideSchema, errors=(400, 413), tags=["moderation"]),
             "delete": _op("Clear the override (audited)", 200, r.ReputationSchema, security=admin,
                           errors=(400,), tags=["moderation"])},
+        "/v1/admin/numbers/{number}/release": {
+            "parameters": [_number_param()],
+            "post": _op("End the burst guard's hold on a number (audited)", 200, r.ReputationSchema,
+                        security=admin, errors=(400,), tags=["moderation"])},
+        "/v1/admin/held": {"get": _op("Numbers the burst guard holds at warn for review", 200, r.HeldSchema,
+                                      security=admin, tags=["moderation"])},
         "/v1/admin/audit": {"get": _op("Overrides and dispute resolutions, newest first", 200, r.AuditSchema,
                                        security=admin, query=s.AuditQuerySchema, errors=(400,),
                                        tags=["moderation"])},

@@ -5,13 +5,13 @@ from typing import Any
 
 from marshmallow import ValidationError
 
-from . import devices, numbers
+from . import devices, numbers, trust
 from .errors import CallMarkError
 from .reputation import Vote, cast_votes, withdraw_vote
 from .store import Store
 
 
-def _vote(store: Store, voter: str, item: dict[str, Any]) -> Vote:
+def _vote(store: Store, voter: str, who: trust.Reporter, item: dict[str, Any]) -> Vote:
     region = item.get("region") or store.config.default_region
     details = {k: item[k] for k in ("company", "note", "call") if k in item}
     return Vote(
@@ -21,31 +21,44 @@ def _vote(store: Store, voter: str, item: dict[str, Any]) -> Vote:
         at=store.clock(),
         report_id=item.get("report_id"),
         details=details or None,
+        weight=who.weight,
+        network=who.network,
+        fresh=who.fresh,
     )
 
 
-def submit(store: Store, device_id: str, item: dict[str, Any]) -> dict[str, Any]:
+def _cast(store: Store, device_id: str, votes: list[Vote]) -> list:
+    """Cast a device's votes; note the ones that changed something for its trust review."""
+    outcomes = cast_votes(store, votes, before=lambda pipe: devices.remember_votes(
+        store, device_id, [vote.number for vote in votes], pipe))
+    trust.note_votes(store, device_id, [vote.number for vote, outcome in zip(votes, outcomes)
+                                        if outcome.outcome in ("new", "retag")])
+    return outcomes
+
+
+def submit(store: Store, device: devices.Device, address: str | None, item: dict[str, Any]) -> dict[str, Any]:
     """File one validated report; raise InvalidNumber for a number that is not one."""
-    vote = _vote(store, devices.voter_field(store.secret, device_id), item)
-    outcome = cast_votes(store, [vote], before=lambda pipe: devices.remember_votes(store, device_id, [vote.number],
-                                                                                  pipe))[0]
+    who = trust.reporter(store, device.weight, device.created, address)
+    vote = _vote(store, devices.voter_field(store.secret, device.id), who, item)
+    outcome = _cast(store, device.id, [vote])[0]
     return {"number": vote.number, "tag": vote.tag, "duplicate": outcome.duplicate}
 
 
-def submit_batch(store: Store, device_id: str, items: list[Any], schema) -> list[dict[str, Any]]:
+def submit_batch(store: Store, device: devices.Device, address: str | None, items: list[Any],
+                 schema) -> list[dict[str, Any]]:
     """File every valid item; each result says 201 with the report or 400 with its error."""
     results: list[dict[str, Any] | None] = [None] * len(items)
     votes: list[tuple[int, Vote]] = []
-    voter = devices.voter_field(store.secret, device_id)
+    voter = devices.voter_field(store.secret, device.id)
+    who = trust.reporter(store, device.weight, device.created, address)
     for index, raw in enumerate(items):
         try:
-            votes.append((index, _vote(store, voter, schema.load(raw))))
+            votes.append((index, _vote(store, voter, who, schema.load(raw))))
         except ValidationError as exc:
             results[index] = _failure(index, "validation_error", "the report is not valid", {"fields": exc.messages})
         except CallMarkError as exc:
             results[index] = _failure(index, exc.code, exc.message, exc.details)
-    outcomes = cast_votes(store, [vote for _, vote in votes], before=lambda pipe: devices.remember_votes(
-        store, device_id, [vote.number for _, vote in votes], pipe))
+    outcomes = _cast(store, device.id, [vote for _, vote in votes])
     for (index, vote), outcome in zip(votes, outcomes):
         results[index] = {"index": index, "status": 201, "number": vote.number, "tag": vote.tag,
                           "duplicate": outcome.duplicate}

@@ -20,6 +20,9 @@ from .store import Store
 DECAY_EPOCH = 1767225600  # 2026-01-01T00:00:00Z: recent, so 2^(t / half-life) stays small
 VERDICTS = ("unknown", "allow", "warn", "block")  # indexed by the scripts' verdict codes
 SWEEP_BATCH = 500  # numbers re-evaluated per round trip by the sweep
+DETECTOR_VOTER = "~ringonc"  # the ring-once detector's voter field (lua/verdict.lua: DETECTOR)
+DETECTOR_TAG = "ring_once"
+FULL_WEIGHT = 100  # voter weights are whole percents
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,9 @@ class Vote:
     at: float  # unix time of the report
     report_id: str | None = None
     details: dict[str, Any] | None = None  # company, note, call: kept for regulators
+    weight: int = FULL_WEIGHT  # the voter's trust, percent (blocklist/trust.py)
+    network: int = 0  # 16-bit keyed hash of the voter's network; 0 = not recorded
+    fresh: bool = False  # a fresh device: its spam tags feed the burst guard
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,11 @@ class Outcome:
     @property
     def duplicate(self) -> bool:
         return self.outcome in ("duplicate", "replay")
+
+
+def vote_tag(vote: int) -> int:
+    """The tag index a stored vote carries (the packing is in lua/verdict.lua)."""
+    return vote % 2**28 % 32
 
 
 def _since_epoch(at: float) -> int:
@@ -65,15 +76,17 @@ def _min_stream_id(store: Store) -> str:
 
 
 def _call(store: Store, mode: str, number: str, at: float, voter: str = "", tag: int = 0,
-          report_id: str | None = None, details: str = "", flag: str = "", pipe=None):
+          report_id: str | None = None, details: str = "", flag: str = "", weight: int = FULL_WEIGHT,
+          network: int = 0, fresh: bool = False, pipe=None):
     """Run report.lua for one number now, or queue it on `pipe` (see Store.pipelined)."""
     keys = store.keys
     bucket = keys.bucket_of(number)
     rid_key = keys.report_id(number, voter, report_id) if report_id else keys.number(number)
     script_keys = [keys.number(number), keys.changes(bucket), keys.decay_schedule(bucket), rid_key,
-                   keys.details(bucket), keys.prefix_index(number)]
+                   keys.details(bucket), keys.prefix_index(number), keys.held(bucket)]
     args = [mode, number, _since_epoch(at), int(at), _min_stream_id(store), voter, tag,
-            store.config.idempotency_hours * 3600 if report_id else 0, details, flag, number.lstrip("+")]
+            store.config.idempotency_hours * 3600 if report_id else 0, details, flag, number.lstrip("+"),
+            weight, network, int(fresh)]
     if pipe is None:
         return store.report_script(keys=script_keys, args=args)
     store.evalsha(pipe, store.report_script, script_keys, args)
@@ -95,7 +108,21 @@ def cast_votes(store: Store, votes: list[Vote], before=None) -> list[Outcome]:
 
 def _queue_vote(store: Store, vote: Vote, pipe) -> None:
     details = json.dumps(vote.details, separators=(",", ":"), ensure_ascii=False) if vote.details else ""
-    _call(store, "vote", vote.number, vote.at, vote.voter, tags.INDEX[vote.tag], vote.report_id, details, pipe=pipe)
+    _call(store, "vote", vote.number, vote.at, vote.voter, tags.INDEX[vote.tag], vote.report_id, details,
+          weight=vote.weight, network=vote.network, fresh=vote.fresh, pipe=pipe)
+
+
+def reweigh_votes(store: Store, numbers: list[str], voter: str, weight: int) -> int:
+    """Give a voter's votes on these numbers a new weight, pipelined; return how many changed."""
+    now = store.clock()
+    replies = store.pipelined(lambda pipe: [_call(store, "reweigh", n, now, voter, weight=weight, pipe=pipe)
+                                            for n in numbers])
+    return sum(1 for reply in replies if reply[0] == "reweighed")
+
+
+def release_hold(store: Store, number: str) -> Outcome:
+    """End the burst guard's hold on a number: its crowd verdict applies again."""
+    return _outcome(_call(store, "release", number, store.clock()))
 
 
 def withdraw_vote(store: Store, number: str, voter: str) -> Outcome:
@@ -151,24 +178,30 @@ def queue_read(store: Store, pipe, number: str, now: float) -> None:
 
 def from_reply(number: str, reply: list) -> dict[str, Any]:
     """The reputation object (`GET /v1/numbers/<number>`) from the read script's reply."""
-    verdict, label, reporters, score, first, last, override, disputed = reply[:8]
+    verdict, label, reporters, score, first, last, override, disputed, detected, held = reply[:10]
     verdict, label = VERDICTS[int(verdict)], _label(int(label))
     per_tag = {}
-    for i in range(8, len(reply), 3):
+    for i in range(10, len(reply), 3):
         per_tag[tags.TAXONOMY[int(reply[i])].code] = {"reporters": int(reply[i + 1]),
                                                       "score": round(float(reply[i + 2]), 3)}
+    people = int(reporters)
+    if detected:  # the detector's vote is evidence, not a person
+        per_tag[DETECTOR_TAG]["reporters"] -= 1
+        people -= 1
     return {
         "number": number,
         "verdict": verdict,
         "label": label,
         "score": round(float(score), 3),
-        "reporters": int(reporters),
+        "reporters": people,
         "tags": per_tag,
         "first_seen": _iso(first),
         "last_seen": _iso(last),
         "lists": lists.lists_for(verdict, label),
         "override": {"1": "allow", "2": "block"}.get(override),
         "disputed": bool(disputed),
+        "held": bool(held),
+        "detected": [DETECTOR_TAG] if detected else [],
     }
 
 

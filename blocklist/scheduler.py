@@ -10,7 +10,7 @@ import redis
 
 from sync import publish
 
-from . import create_app, reputation
+from . import create_app, reputation, trust
 
 log = logging.getLogger("blocklist.scheduler")
 
@@ -45,6 +45,9 @@ def _sweep(store) -> None:
     changed = reputation.sweep(store)
     if changed:
         log.info("decay sweep: %d numbers changed verdict", changed)
+    reweighed = trust.review(store)
+    if reweighed:
+        log.info("trust review: %d devices changed weight", reweighed)
 
 
 def _publish(store, signer) -> None:

@@ -5,7 +5,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Callable
+from typing import Any, Callable
 
 import redis
 
@@ -48,7 +48,7 @@ class Store:
     read_script: "redis.commands.core.Script"
     clock: Callable[[], float]
     secret: bytes  # keys token hashes and voter ids
-    auth_cache: dict[str, float] = field(default_factory=dict)  # token hash -> trusted until (monotonic)
+    auth_cache: dict[str, Any] = field(default_factory=dict)  # per-process caches of devices and keys
     scripts: dict[tuple[str, str], "redis.commands.core.Script"] = field(default_factory=dict)
 
     def pipelined(self, fill: Callable[["redis.client.Pipeline"], None]) -> list:
@@ -92,6 +92,8 @@ class Store:
             f"local BLOCK_SCORE = {config.block_min_reporters * config.block_score_fraction!r}\n"
             f"local KINDS = '{tags.KINDS}'\n"
             f"local NTAGS = {len(tags.TAXONOMY)}\n"
+            f"local BURST_MIN = {config.burst_min_tags}\n"
+            f"local BURST_WINDOW = {config.burst_window_minutes}\n"
         )
         shared = header + _lua("verdict.lua")
         pool = client.connection_pool

@@ -50,7 +50,7 @@ def list_tags():
 
 @bp.post("/v1/devices")
 def register_device():
-    device_id, token = devices.register(_store())
+    device_id, token = devices.register(_store(), request.remote_addr)
     return jsonify(device_id=device_id, token=token), 201
 
 
@@ -58,14 +58,14 @@ def register_device():
 @device_required
 def post_report():
     item = _report_schema.load(_json_body())
-    return jsonify(reports.submit(_store(), g.device_id, item)), 201
+    return jsonify(reports.submit(_store(), g.device, request.remote_addr, item)), 201
 
 
 @bp.post("/v1/reports/batch")
 @device_required
 def post_batch():
     body = _batch_schema.load(_json_body())
-    results = reports.submit_batch(_store(), g.device_id, body["reports"], _report_schema)
+    results = reports.submit_batch(_store(), g.device, request.remote_addr, body["reports"], _report_schema)
     accepted = sum(1 for r in results if r["status"] == 201)
     return jsonify(results=results, accepted=accepted, rejected=len(results) - accepted)
 
@@ -148,6 +148,20 @@ def delete_override(number: str):
     body = ClearOverrideSchema().load(request.get_json(force=True, silent=True) or {})
     return jsonify(moderation.set_override(_store(), _number(number, request.args.get("region")),
                                            None, body["reason"], g.api_key.name))
+
+
+@bp.post("/v1/admin/numbers/<path:number>/release")
+@key_required("admin")
+def release_hold(number: str):
+    body = ClearOverrideSchema().load(request.get_json(force=True, silent=True) or {})
+    return jsonify(moderation.release_hold(_store(), _number(number, request.args.get("region")),
+                                           body["reason"], g.api_key.name))
+
+
+@bp.get("/v1/admin/held")
+@key_required("admin")
+def list_held():
+    return jsonify(numbers=moderation.held_numbers(_store()))
 
 
 @bp.get("/v1/admin/audit")

@@ -18,11 +18,12 @@ def _store():
 
 
 def device_required(view):
-    """Reject the request with 401 unless it carries a valid device token; sets g.device_id."""
+    """Reject the request with 401 unless it carries a valid device token; sets g.device and g.device_id."""
 
     @wraps(view)
     def wrapper(*args, **kwargs):
-        g.device_id = devices.authenticate(_store(), bearer_token())
+        g.device = devices.authenticate(_store(), bearer_token())
+        g.device_id = g.device.id
         return view(*args, **kwargs)
 
     return wrapper
@@ -51,7 +52,8 @@ def device_or_key_required(view):
         if token and token.startswith(apikeys.KEY_TEXT_PREFIX):
             g.api_key = apikeys.authenticate(_store(), token, "feed")
         else:
-            g.device_id = devices.authenticate(_store(), token)
+            g.device = devices.authenticate(_store(), token)
+            g.device_id = g.device.id
         return view(*args, **kwargs)
 
     return wrapper

@@ -85,6 +85,14 @@ class ReputationSchema(Schema):
     lists = fields.List(fields.String(validate=validate.OneOf(list(LIST_RULES))), required=True)
     override = fields.String(required=True, allow_none=True, validate=validate.OneOf(["allow", "block"]))
     disputed = fields.Boolean(required=True)
+    held = fields.Boolean(required=True, metadata={
+        "description": "the burst guard holds the number at warn until an operator reviews it"})
+    detected = fields.List(fields.String(), required=True, metadata={
+        "description": "tags given by CallMark's own detectors (ring_once), not by people"})
+
+
+class HeldSchema(Schema):
+    numbers = fields.List(fields.Nested(ReputationSchema), required=True)
 
 
 class EraseSchema(Schema):

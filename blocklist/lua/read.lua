@@ -2,6 +2,7 @@
 -- KEYS[1] number hash
 -- ARGV[1] now, seconds since the decay epoch
 -- Returns {verdict code, label index, reporters, score, first, last, override, disputed,
+--          detected (the ring-once detector voted), held (by the burst guard),
 --          then for every tag with reporters: index, reporters, score}.
 -- Scores come back as strings: Lua numbers would be truncated to integers on the way out.
 
@@ -11,7 +12,7 @@ local verdict, label, total, score = evaluate(reporters, scores, now, fields)
 local first = fields.f
 local last = fields.l or first
 local out = {verdict, label, total, fmt_score(score), first or false, last or false,
-             fields.o or false, fields.d or false}
+             fields.o or false, fields.d or false, fields.a or false, fields.h or false}
 local factor = 2 ^ (-now / HALF_LIFE) / 1000
 for i = 0, NTAGS - 1 do
   if reporters[i] > 0 then

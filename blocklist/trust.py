@@ -1,0 +1,186 @@
+"""Reporter trust: the weight each device's tags carry, and the network they come from.
+
+A device's weight is a whole percent in [0, 100] (docs/REPUTATION.md gives the reasoning):
+
+- an ordinary device starts at 100: honest people tag from fresh installs too;
+- a device registered in a burst on one network (more than CALLMARK_NETWORK_BURST_DEVICES
+  registrations from its network within an hour) starts at CALLMARK_BURST_DEVICE_WEIGHT,
+  and earns full weight back once it is no longer fresh and its tags agree with consensus;
+- a device whose tags keep contradicting the settled consensus loses weight in proportion;
+- a device that tags more than CALLMARK_HUMAN_DAILY_TAGS numbers in a day weighs nothing.
+
+`review` recomputes the weights of devices that voted, on the scheduler's beat, and
+re-weighs their existing votes, so a weight change reaches every number the device tagged.
+Networks are kept only as keyed hashes: 16 bits in a vote, a longer hash for registrations.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+from dataclasses import dataclass
+
+from . import reputation, tags
+from .store import Store
+
+FULL = reputation.FULL_WEIGHT
+SETTLED_MIN_REPORTERS = 2  # x CALLMARK_BLOCK_MIN_REPORTERS: a verdict no single vote decides
+SETTLED_MIN_VOTES = 3  # settled votes before consensus moves a weight
+CONTRADICTION_PENALTY = 2.0  # weight lost per share of contradicted votes (half wrong = nothing left)
+REVIEW_SAMPLE = 200  # a device's votes read per review
+REVIEW_BATCH = 200  # devices reviewed per call
+RECHECK_SECONDS = 86400  # a reviewed device is looked at again a day later
+REGISTRATION_WINDOW = 3600  # seconds over which a network's registrations are counted
+
+
+@dataclass(frozen=True)
+class Reporter:
+    """What a vote needs to know about who cast it."""
+
+    weight: int  # percent
+    network: int  # 16-bit keyed network hash, 0 when networks are not recorded
+    fresh: bool  # young enough for the burst guard to watch
+
+
+def network_of(config, address: str | None) -> str | None:
+    """The network an address belongs to (`203.0.113.0/24`, `2001:db8:1::/48`), or None."""
+    try:
+        ip = ipaddress.ip_address((address or "").strip())
+    except ValueError:
+        return None
+    if ip.version == 6 and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    bits = config.network_prefix_v4 if ip.version == 4 else config.network_prefix_v6
+    return str(ipaddress.ip_network(f"{ip}/{bits}", strict=False))
+
+
+def _network_digest(store: Store, network: str) -> bytes:
+    return hmac.new(store.secret, f"network:{network}".encode(), hashlib.sha256).digest()
+
+
+def network_hash(store: Store, address: str | None) -> int:
+    """The 16-bit keyed hash a vote records for its network (1..65535), or 0 when networks
+    are not counted or the address is unknown."""
+    network = network_of(store.config, address) if store.config.distinct_networks else None
+    if network is None:
+        return 0
+    return int.from_bytes(_network_digest(store, network)[:2], "big") % 65535 + 1
+
+
+def registration_weight(store: Store, address: str | None) -> int:
+    """The starting weight of a device registering from `address` now."""
+    network = network_of(store.config, address)
+    if not store.config.burst_guard or network is None:
+        return FULL
+    key = store.keys.network_registrations(_network_digest(store, network).hex()[:24])
+    pipe = store.redis.pipeline(transaction=False)
+    pipe.incr(key)
+    pipe.expire(key, REGISTRATION_WINDOW)
+    registered, _ = pipe.execute()
+    return FULL if registered <= store.config.network_burst_devices else store.config.burst_device_weight
+
+
+def reporter(store: Store, weight: int, created: float, address: str | None) -> Reporter:
+    fresh = store.config.burst_guard and store.clock() - created < store.config.fresh_device_days * 86400
+    return Reporter(weight=weight, network=network_hash(store, address), fresh=bool(fresh))
+
+
+def note_votes(store: Store, device_id: str, numbers: list[str]) -> None:
+    """Note a device's new votes: the day's set of tagged numbers and a review soon."""
+    if not numbers:
+        return
+    day = store.keys.device_daily_tags(device_id, int(store.clock() // 86400))
+    pipe = store.redis.pipeline(transaction=False)
+    pipe.sadd(day, *[n.lstrip("+") for n in numbers])
+    pipe.expire(day, 2 * 86400)
+    pipe.zadd(store.keys.trust_due(), {device_id: store.clock()}, lt=True)
+    pipe.execute()
+
+
+def forget(store: Store, device_id: str) -> None:
+    """Drop what trust keeps of a device: its daily tallies and its place in the review queue."""
+    today = int(store.clock() // 86400)
+    pipe = store.redis.pipeline(transaction=False)
+    pipe.delete(*[store.keys.device_daily_tags(device_id, day) for day in (today - 1, today, today + 1)])
+    pipe.zrem(store.keys.trust_due(), device_id)
+    pipe.execute()
+
+
+def _settled(rep: dict, block_min: int) -> str | None:
+    """'spam' or 'safe' when a number's verdict is settled beyond one vote, else None."""
+    if rep["override"]:
+        return "spam" if rep["override"] == "block" else "safe"
+    if rep["reporters"] < SETTLED_MIN_REPORTERS * block_min:
+        return None
+    if rep["verdict"] == "block":
+        return "spam"
+    if rep["verdict"] == "allow" and rep["label"] == "safe":
+        return "safe"
+    return None
+
+
+def weigh(store: Store, device_id: str) -> tuple[int, int]:
+    """Recompute one device's weight; returns (old, new). Re-weighs its votes when it changed."""
+    from .devices import voter_field
+
+    keys, config = store.keys, store.config
+    device = store.redis.hgetall(keys.device(device_id))
+    if not device:
+        return FULL, FULL
+    old = int(device.get("w", FULL))
+    base = int(device.get("b", FULL))  # the starting weight: lower for a registration burst
+    voter = voter_field(store.secret, device_id)
+    sample = ["+" + d for d in store.redis.srandmember(keys.device_votes(device_id), REVIEW_SAMPLE)]
+    now = store.clock()
+
+    def fill(pipe) -> None:
+        pipe.scard(keys.device_daily_tags(device_id, int(now // 86400)))
+        for number in sample:
+            pipe.hget(keys.number(number), voter)
+            reputation.queue_read(store, pipe, number, now)
+
+    replies = store.pipelined(fill)
+    today = int(replies[0] or 0)
+    agree = contradict = 0
+    for i, number in enumerate(sample):
+        vote, rep = replies[1 + 2 * i], reputation.from_reply(number, replies[2 + 2 * i])
+        consensus = _settled(rep, config.block_min_reporters)
+        if vote is None or consensus is None:
+            continue
+        kind = tags.TAXONOMY[reputation.vote_tag(int(vote))].kind
+        if kind == tags.INFO:
+            continue
+        if (kind == tags.SPAM) == (consensus == "spam"):
+            agree += 1
+        else:
+            contradict += 1
+    settled = agree + contradict
+    fresh = now - float(device.get("c", now)) < config.fresh_device_days * 86400
+    if base < FULL and not fresh and agree >= SETTLED_MIN_VOTES and contradict * 10 <= settled:
+        base = FULL  # a burst device that has aged and agrees with the crowd is trusted again
+    weight = base
+    if settled >= SETTLED_MIN_VOTES:
+        weight = round(base * max(0.0, 1.0 - CONTRADICTION_PENALTY * contradict / settled))
+    if today > config.human_daily_tags:
+        weight = 0
+    if weight != old or base != int(device.get("b", FULL)):
+        store.redis.hset(keys.device(device_id), mapping={"w": weight, "b": base})
+    if weight != old:
+        numbers = ["+" + d for d in store.redis.smembers(keys.device_votes(device_id))]
+        reputation.reweigh_votes(store, numbers, voter, weight)
+    return old, weight
+
+
+def review(store: Store, limit: int = REVIEW_BATCH) -> int:
+    """Recompute the weights of devices due for review; returns how many weights changed."""
+    now = store.clock()
+    due = store.redis.zrangebyscore(store.keys.trust_due(), "-inf", now, start=0, num=limit)
+    changed = 0
+    for device_id in due:
+        old, new = weigh(store, device_id)
+        changed += old != new
+        if store.redis.exists(store.keys.device(device_id)):
+            store.redis.zadd(store.keys.trust_due(), {device_id: now + RECHECK_SECONDS})
+        else:
+            store.redis.zrem(store.keys.trust_due(), device_id)
+    return changed
