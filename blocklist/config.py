@@ -16,14 +16,16 @@ PROFILES = ("development", "production")
 RATE_LIMIT_DEFAULTS = {
     "production": {
         "registration": "20/hour;100/day",  # per client address
-        "reports": "60/minute;1000/day",  # per device token (a batch counts once)
+        "reports": "60/minute;300/hour;1000/day",  # per device token (a batch counts once)
         "lookups": "120/minute;5000/day",  # per device token or API key
+        "calls": "60/minute;2000/day",  # call events per device token
         "feed": "20/second",  # per API key
     },
     "development": {
         "registration": "5000/minute",
         "reports": "50000/minute",
         "lookups": "50000/minute",
+        "calls": "50000/minute",
         "feed": "200/second",
     },
 }
@@ -31,6 +33,7 @@ RATE_LIMIT_SETTINGS = {  # limit name -> environment variable that overrides it
     "registration": "CALLMARK_RATE_LIMIT_REGISTRATION",
     "reports": "CALLMARK_RATE_LIMIT_REPORTS",
     "lookups": "CALLMARK_RATE_LIMIT_LOOKUPS",
+    "calls": "CALLMARK_RATE_LIMIT_CALLS",
     "feed": "CALLMARK_RATE_LIMIT_FEED",
 }
 

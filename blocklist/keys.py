@@ -50,6 +50,10 @@ class Keys:
         """Set of a bucket's numbers that the burst guard holds at warn for review."""
         return f"{PREFIX}:held:{{b{bucket}}}"
 
+    def ring_events(self, number: str, kind: str) -> str:
+        """The ring-once detector's window for a number: who saw `short` rings or `answered`."""
+        return f"{PREFIX}:ring:{{b{self.bucket_of(number)}}}:{kind}:{number}"
+
     def report_id(self, number: str, voter: str, report_id: str) -> str:
         """String with a lifetime: marks a report_id as seen, in the number's bucket.
 

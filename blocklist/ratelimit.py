@@ -57,6 +57,7 @@ ROUTE_LIMITS = {
     "api.post_batch": ("reports", _caller),
     "api.delete_report": ("reports", _caller),
     "api.open_dispute": ("reports", _caller),
+    "api.post_call": ("calls", _caller),
     "api.get_number": ("lookups", _caller),
     "api.lookup_prefix": ("lookups", _caller),
     "api.get_feed": ("feed", _caller),

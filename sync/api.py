@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from blocklist.errors import Gone, NotFound, ValidationFailed
-from blocklist.lists import LIST_RULES
+from blocklist.lists import PUBLISHED
 from blocklist.store import Store
 
 from . import publish, signing
@@ -47,8 +47,8 @@ def _store() -> Store:
 
 
 def _state(name: str) -> dict[str, str]:
-    if name not in LIST_RULES:
-        raise UnknownList(f"there is no list {name!r}", {"lists": list(LIST_RULES)})
+    if name not in PUBLISHED:
+        raise UnknownList(f"there is no list {name!r}", {"lists": list(PUBLISHED)})
     state = publish.read_state(_store(), name)
     if not state:
         raise UnknownList(f"list {name!r} has not been published yet; retry after the next publish")
@@ -87,7 +87,7 @@ def _binary(body: bytes, etag: str, cache: str) -> Response:
 @bp.get("/v1/lists")
 def lists():
     out = []
-    for name in LIST_RULES:
+    for name in PUBLISHED:
         state = publish.read_state(_store(), name)
         count = int(state.get("count", 0))
         size = int(state.get("snapshot_bytes", 0))

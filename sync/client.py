@@ -31,10 +31,13 @@ from typing import Any, Callable
 
 from bitarray import bitarray
 
+from blocklist.lists import RANGES, block_keys
 from blocklist.numbers import normalize
 
 from . import bloom, delta
 from .signing import endorsed_key, key_id, verify
+
+ALLOW = "allow"  # the list checked first: its numbers get through
 
 log = logging.getLogger(__name__)
 
@@ -488,16 +491,25 @@ class Client:
 
 
 def lookup(folder: str, number: str, region: str = DEFAULT_REGION) -> dict[str, Any]:
-    """{"number": E.164, "lists": the stored lists it hits}, offline; SyncError if a list is damaged."""
+    """{"number": E.164, "lists": the stored lists it hits}, offline; SyncError if a list is damaged.
+
+    The order is the one every app must follow: the `allow` list first (a hit there ends the
+    lookup: the number gets through), then the number in the other lists, then its blocks of
+    10 and 100 in `ranges` (keys from blocklist.lists.block_keys).
+    """
     e164 = normalize(number, region)
     trusted = load_keys(folder)
-    hits = []
+    states = {}
     for name in stored_lists(folder):
         state, damage = read_state(folder, name, trusted)
         if state is None:
             raise SyncError(f"{name}: {damage}; run sync to repair it")
-        if state.contains(e164):
-            hits.append(name)
+        states[name] = state
+    if ALLOW in states and states[ALLOW].contains(e164):
+        return {"number": e164, "lists": [ALLOW]}
+    hits = [name for name, state in states.items() if name not in (ALLOW, RANGES) and state.contains(e164)]
+    if RANGES in states and any(states[RANGES].contains(key) for key in block_keys(e164)):
+        hits.append(RANGES)
     return {"number": e164, "lists": hits}
 
 

@@ -24,6 +24,7 @@ import redis
 from bitarray import bitarray
 
 from blocklist import changelog, reputation
+from blocklist import lists
 from blocklist.lists import LIST_RULES
 from blocklist.store import Store
 
@@ -109,13 +110,16 @@ def publish(store: Store, signer: SigningKey, wait: float | None = 0.0) -> list[
     value, fence = held
     try:
         reputation.sweep(store)
-        return [publish_list(store, signer, name, fence) for name in LIST_RULES]
+        # ranges come last: they are derived from the spam list as just published
+        return [publish_list(store, signer, name, fence) for name in lists.PUBLISHED]
     finally:
         release(store, value)
 
 
 def _pending(store: Store, name: str, cursor: str | None) -> tuple[dict[str, bool], str]:
-    """Each number whose membership the change log may have changed -> member now?"""
+    """Each key whose membership may have changed -> member now? And the cursor reached."""
+    if name == lists.RANGES:
+        return _pending_ranges(store), cursor or ""
     rule = LIST_RULES[name]
     wanted: dict[str, bool] = {}
     while True:
@@ -124,6 +128,15 @@ def _pending(store: Store, name: str, cursor: str | None) -> tuple[dict[str, boo
             wanted[change.number] = rule(change.verdict, change.label)
         if len(changes) < CHANGES_PAGE:
             return wanted, cursor
+
+
+def _pending_ranges(store: Store) -> dict[str, bool]:
+    """Every block key the range rules list now (True) or the list holds but should not (False).
+    Derived from the whole spam list: a block's count needs all of its numbers."""
+    wanted = dict.fromkeys(lists.ranges(_members(store, "spam")), True)
+    for key in _members(store, lists.RANGES):
+        wanted.setdefault(key, False)
+    return wanted
 
 
 def _capacity(store: Store, count: int, headroom: float) -> int:

@@ -77,7 +77,7 @@ def test_allow_override_wins_over_a_block_in_the_number_lookup(client, store, ad
     assert response.status_code == 200
     assert response.get_json()["verdict"] == "allow"
     shown = number_of(client, vendor)
-    assert (shown["verdict"], shown["label"], shown["override"], shown["lists"]) == ("allow", "safe", "allow", [])
+    assert (shown["verdict"], shown["label"], shown["override"], shown["lists"]) == ("allow", "safe", "allow", ["allow"])
     assert shown["reporters"] == 5  # the crowd's evidence is still there
 
 
@@ -99,7 +99,7 @@ def test_override_reaches_the_feed_at_once(client, store, admin, vendor):
     cursor = feed_cursor(client, vendor)
     override(client, admin, "allow")
     changes = feed_since(client, vendor, cursor)
-    assert [(c["number"], c["verdict"], c["label"], c["lists"]) for c in changes] == [(NUMBER, "allow", "safe", [])]
+    assert [(c["number"], c["verdict"], c["label"], c["lists"]) for c in changes] == [(NUMBER, "allow", "safe", ["allow"])]
 
 
 def test_overrides_reach_the_lists_at_the_next_publish(app, client, store, admin):

@@ -106,14 +106,14 @@ def test_a_fraud_warn_is_on_no_list(client, new_device):
 def test_safe_votes_outweighing_spam_allow_with_label_safe(client, new_device):
     vote(client, new_device, "loan", "safe", "safe")
     body = reputation_of(client, new_device())
-    assert (body["verdict"], body["label"], body["reporters"], body["lists"]) == ("allow", "safe", 3, [])
+    assert (body["verdict"], body["label"], body["reporters"], body["lists"]) == ("allow", "safe", 3, ["allow"])
     assert body["tags"]["safe"]["reporters"] == 2
 
 
 def test_safe_votes_outweighing_a_block_allow(client, new_device):
     vote(client, new_device, "fraud", "fraud", "fraud", "safe", "safe", "safe", "safe")
     body = reputation_of(client, new_device())
-    assert (body["verdict"], body["label"], body["lists"]) == ("allow", "safe", [])
+    assert (body["verdict"], body["label"], body["lists"]) == ("allow", "safe", ["allow"])
 
 
 def test_safe_votes_pull_a_block_down_to_warn(client, new_device):

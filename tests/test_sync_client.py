@@ -135,9 +135,10 @@ def test_first_sync_pins_the_key_and_takes_every_list(server, store, signer, pho
     client = new_client(server, phone)
     results = [client.sync_list(name) for name in client.list_names()]
     assert [(r.list, r.version, r.how) for r in results] == [
-        ("spam", 2, "snapshot"), ("fraud", 2, "snapshot"), ("ring_once", 1, "snapshot")]
+        ("spam", 2, "snapshot"), ("fraud", 2, "snapshot"), ("ring_once", 1, "snapshot"), ("allow", 1, "snapshot"),
+        ("ranges", 1, "snapshot")]
     assert json.loads(Path(phone, KEYS_FILE).read_text()) == {"keys": {signer.key_id: signer.public_b64}}
-    for name in ("spam", "fraud", "ring_once"):
+    for name in ("spam", "fraud", "ring_once", "allow", "ranges"):
         assert_matches_server(store, phone, name)
     assert lookup(phone, "138 0013 8000") == {"number": "+8613800138000", "lists": ["fraud", "spam"]}
     assert lookup(phone, "+8613800138001") == {"number": "+8613800138001", "lists": []}
@@ -155,7 +156,7 @@ def test_command_line_syncs_and_looks_up_offline(server, store, signer, phone, c
     assert main(["sync", "--server", server, "--dir", phone]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("spam: version 3 (delta ") and out[0].endswith(" bytes)")
-    assert out[1:] == ["fraud: version 1 (snapshot 1838 bytes)", "ring_once: version 1 (snapshot 1838 bytes)"]
+    assert out[1:] == [f"{name}: version 1 (snapshot 1838 bytes)" for name in ("fraud", "ring_once", "allow", "ranges")]
 
     assert main(["lookup", "--dir", phone, "13800138000"]) == 0
     assert json.loads(capsys.readouterr().out) == {"number": "+8613800138000", "lists": ["spam"]}

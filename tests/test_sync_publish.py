@@ -16,7 +16,7 @@ from sync.publish import Published
 from tests.support import SMALL_CAPACITY
 
 EXPIRY_HALF_LIVES = 1.6  # a block ends about one half-life after its last report; this is safely past it
-LISTS = ("spam", "fraud", "ring_once")
+LISTS = ("spam", "fraud", "ring_once", "allow", "ranges")
 
 
 def random_numbers(count: int, rng: random.Random) -> list[str]:

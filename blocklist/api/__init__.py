@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from .. import devices, feed, lookup, moderation, numbers, ratelimit, reports, reputation, tags
+from .. import calls, devices, feed, lookup, moderation, numbers, ratelimit, reports, reputation, tags
 from ..errors import ValidationFailed
 from ..store import Store
 from .auth import device_or_key_required, device_required, key_required
-from .schemas import (AuditQuerySchema, BatchSchema, ClearOverrideSchema, DisputeSchema, FeedQuerySchema,
-                      NumberQuerySchema, OverrideSchema, ReportSchema, ResolveSchema)
+from .schemas import (AuditQuerySchema, BatchSchema, CallEventSchema, ClearOverrideSchema, DisputeSchema,
+                      FeedQuerySchema, NumberQuerySchema, OverrideSchema, ReportSchema, ResolveSchema)
 
 bp = Blueprint("api", __name__)
 
@@ -79,6 +79,13 @@ def delete_report(number: str):
 
 def _number(raw: str, region: str | None) -> str:
     return numbers.normalize(raw, region or _store().config.default_region)
+
+
+@bp.post("/v1/calls")
+@device_required
+def post_call():
+    event = CallEventSchema().load(_json_body())
+    return jsonify(calls.record(_store(), g.device, request.remote_addr, event)), 202
 
 
 @bp.get("/v1/numbers/<path:number>")

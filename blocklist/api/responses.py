@@ -91,6 +91,12 @@ class ReputationSchema(Schema):
         "description": "tags given by CallMark's own detectors (ring_once), not by people"})
 
 
+class CallRecordedSchema(Schema):
+    number = fields.String(required=True)
+    counted = fields.Boolean(required=True, metadata={"description": "the detector kept the event"})
+    ring_once = fields.Boolean(required=True, metadata={"description": "the detector has tagged the number"})
+
+
 class HeldSchema(Schema):
     numbers = fields.List(fields.Nested(ReputationSchema), required=True)
 

@@ -47,6 +47,14 @@ class ReportSchema(Strict):
     call = fields.Nested(CallSchema)
 
 
+class CallEventSchema(Strict):
+    number = fields.String(required=True)
+    region = fields.String(validate=[validate.Length(equal=2), _known_region])
+    ring_seconds = fields.Float(required=True, validate=validate.Range(min=0, max=3600), allow_nan=False)
+    answered = StrictBoolean(required=True)
+    direction = fields.String(required=True, validate=validate.OneOf(["incoming", "outgoing"]))
+
+
 class BatchSchema(Strict):
     # Items are validated one by one (ReportSchema) so one bad item cannot sink the rest.
     reports = fields.List(fields.Raw(), required=True, validate=validate.Length(min=1, max=MAX_BATCH))

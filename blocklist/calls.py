@@ -1,0 +1,53 @@
+"""The ring-once detector (响一声): call events in, an automatic `ring_once` tag out.
+
+A ring-once caller lets a phone ring a second or two and hangs up, hoping for a call back
+to a premium line. Phones report their calls (`POST /v1/calls`); when at least
+CALLMARK_RING_ONCE_DEVICES distinct devices (distinct networks where that rule is on) see
+unanswered incoming calls from one number ringing under CALLMARK_RING_ONCE_SECONDS within
+CALLMARK_RING_ONCE_WINDOW_MINUTES, and hardly anyone answered that number in the window,
+the detector votes `ring_once` on it. Its vote is the detector's, not a person's, and
+counts as CALLMARK_BLOCK_MIN_REPORTERS fresh reports, so the number blocks and enters the
+`ring_once` list at the next publish; like any evidence it decays.
+
+Of each event the detector keeps only what it needs, and only for its window: a keyed hash
+of the device (or of its network) and the time, in one of two sorted sets per number.
+Calls that are neither short and unanswered nor answered are not stored at all.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from . import numbers, reputation, trust
+from .devices import Device, voter_field
+from .store import Store
+
+MAX_ANSWERED_SHARE = 0.1  # answered devices per short-ring device above which no flag is raised
+MIN_WEIGHT = 50  # percent: devices trusted less than this are not counted
+
+
+def record(store: Store, device: Device, address: str | None, event: dict[str, Any]) -> dict[str, Any]:
+    """Take one call event; cast the detector's vote when the number crosses the threshold."""
+    config = store.config
+    number = numbers.normalize(event["number"], event.get("region") or config.default_region)
+    answered = event["answered"]
+    short = not answered and event["ring_seconds"] < config.ring_once_seconds
+    if event["direction"] != "incoming" or not (short or answered) or device.weight < MIN_WEIGHT:
+        return {"number": number, "counted": False, "ring_once": False}
+    network = trust.network_hash(store, address)
+    member = f"n{network}" if network else voter_field(store.secret, device.id)
+    now = store.clock()
+    window = config.ring_once_window_minutes * 60
+    short_key, answered_key = store.keys.ring_events(number, "short"), store.keys.ring_events(number, "answered")
+    pipe = store.redis.pipeline(transaction=False)
+    pipe.zadd(short_key if short else answered_key, {member: now})
+    for key in (short_key, answered_key):
+        pipe.zremrangebyscore(key, "-inf", now - window)
+        pipe.expire(key, window)
+    pipe.zcard(short_key)
+    pipe.zcard(answered_key)
+    shorts, answers = pipe.execute()[-2:]
+    flagged = shorts >= config.ring_once_devices and answers <= MAX_ANSWERED_SHARE * shorts
+    if flagged:
+        reputation.cast_votes(store, [reputation.Vote(number=number, tag=reputation.DETECTOR_TAG,
+                                                      voter=reputation.DETECTOR_VOTER, at=now)])
+    return {"number": number, "counted": True, "ring_once": flagged}
