@@ -50,4 +50,7 @@ def record(store: Store, device: Device, address: str | None, event: dict[str, A
     if flagged:
         reputation.cast_votes(store, [reputation.Vote(number=number, tag=reputation.DETECTOR_TAG,
                                                       voter=reputation.DETECTOR_VOTER, at=now)])
+    elif answered and answers > MAX_ANSWERED_SHARE * shorts and shorts:
+        # People answer it after all: the detector takes its vote back, if it had cast one.
+        reputation.withdraw_vote(store, number, reputation.DETECTOR_VOTER)
     return {"number": number, "counted": True, "ring_once": flagged}

@@ -57,6 +57,11 @@ def vote_tag(vote: int) -> int:
     return vote % 2**28 % 32
 
 
+def vote_weight(vote: int) -> int:
+    """The weight (percent) a stored vote was cast with."""
+    return FULL_WEIGHT - vote // 2**28 % 128
+
+
 def _since_epoch(at: float) -> int:
     return int(at) - DECAY_EPOCH
 

@@ -74,9 +74,9 @@ def registration_weight(store: Store, address: str | None) -> int:
         return FULL
     key = store.keys.network_registrations(_network_digest(store, network).hex()[:24])
     pipe = store.redis.pipeline(transaction=False)
+    pipe.set(key, 0, ex=REGISTRATION_WINDOW, nx=True)  # the hour starts at the first registration
     pipe.incr(key)
-    pipe.expire(key, REGISTRATION_WINDOW)
-    registered, _ = pipe.execute()
+    _, registered = pipe.execute()
     return FULL if registered <= store.config.network_burst_devices else store.config.burst_device_weight
 
 
@@ -101,7 +101,7 @@ def forget(store: Store, device_id: str) -> None:
     """Drop what trust keeps of a device: its daily tallies and its place in the review queue."""
     today = int(store.clock() // 86400)
     pipe = store.redis.pipeline(transaction=False)
-    pipe.delete(*[store.keys.device_daily_tags(device_id, day) for day in (today - 1, today, today + 1)])
+    pipe.delete(*[store.keys.device_daily_tags(device_id, day) for day in range(today - 2, today + 1)])
     pipe.zrem(store.keys.trust_due(), device_id)
     pipe.execute()
 
@@ -134,16 +134,19 @@ def weigh(store: Store, device_id: str) -> tuple[int, int]:
     now = store.clock()
 
     def fill(pipe) -> None:
-        pipe.scard(keys.device_daily_tags(device_id, int(now // 86400)))
+        for day in (int(now // 86400) - 1, int(now // 86400)):  # yesterday's and today's
+            pipe.scard(keys.device_daily_tags(device_id, day))
         for number in sample:
             pipe.hget(keys.number(number), voter)
             reputation.queue_read(store, pipe, number, now)
 
     replies = store.pipelined(fill)
-    today = int(replies[0] or 0)
+    busiest_day, replies = max(int(replies[0] or 0), int(replies[1] or 0)), replies[1:]
     agree = contradict = 0
+    stale = False  # a vote carries a weight other than the device's
     for i, number in enumerate(sample):
         vote, rep = replies[1 + 2 * i], reputation.from_reply(number, replies[2 + 2 * i])
+        stale = stale or (vote is not None and reputation.vote_weight(int(vote)) != old)
         consensus = _settled(rep, config.block_min_reporters)
         if vote is None or consensus is None:
             continue
@@ -161,11 +164,11 @@ def weigh(store: Store, device_id: str) -> tuple[int, int]:
     weight = base
     if settled >= SETTLED_MIN_VOTES:
         weight = round(base * max(0.0, 1.0 - CONTRADICTION_PENALTY * contradict / settled))
-    if today > config.human_daily_tags:
+    if busiest_day > config.human_daily_tags:
         weight = 0
     if weight != old or base != int(device.get("b", FULL)):
         store.redis.hset(keys.device(device_id), mapping={"w": weight, "b": base})
-    if weight != old:
+    if weight != old or stale:
         numbers = ["+" + d for d in store.redis.smembers(keys.device_votes(device_id))]
         reputation.reweigh_votes(store, numbers, voter, weight)
     return old, weight

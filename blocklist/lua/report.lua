@@ -112,7 +112,8 @@ if mode == 'vote' then
     apply(vote, 1)
     set(voter, string.format('%.0f', vote))
     if voter == DETECTOR then set('a', 1) end
-    if fresh and string.byte(KINDS, tag + 1) == 115 then watch_burst(minute) end
+    -- a device's first tag of the number feeds the burst guard; changing it does not
+    if fresh and not previous and string.byte(KINDS, tag + 1) == 115 then watch_burst(minute) end
     -- f and l are the earliest and latest report times: imports may arrive out of order.
     local first = tonumber(fields.f)
     local last = tonumber(fields.l) or first

@@ -128,7 +128,10 @@ local function crowd_verdict(reporters, scores, now, fields)
   if safe_r > 0 and (safe_s > spam_s or spam_r == 0) then
     return VERDICT_ALLOW, top_safe, total, score, nil
   end
-  if distinct_spam(spam_r, fields) >= BLOCK_MIN and score >= BLOCK_SCORE then
+  -- A block also needs the crowd to say spam clearly: more than twice as many spam reporters
+  -- as informational and safe ones together. A hotline that many people are called by
+  -- collects mistaken spam tags in proportion; its informational tags keep it open.
+  if distinct_spam(spam_r, fields) >= BLOCK_MIN and score >= BLOCK_SCORE and spam_r > 2 * (info_r + safe_r) then
     local ends = HALF_LIFE * math.log(net / 1000 / BLOCK_SCORE) / math.log(2)
     return VERDICT_BLOCK, top_spam, total, score, ends
   end
