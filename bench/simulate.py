@@ -11,7 +11,8 @@ the Lua scripts) against a real Redis with an injected clock:
 - ring-once operators whose calls ring a second and stop; legitimate calls are answered
   or ring long, and phones report call events for both;
 - attackers griefing legitimate numbers that honest users call and never tag: fresh
-  devices registered in a burst on one network, and aged devices on distinct networks.
+  devices registered in a burst on one network, and aged devices on distinct networks
+  against numbers that 0 to 1,000 people have talked with.
 
 Prints precision, recall, reports-to-block, hours-to-block, false blocks, the griefing
 results and the ring-once results; `--ftc` also replays the FTC files in ../shared/data/ftc
@@ -39,6 +40,8 @@ START = 1_790_000_000  # a fixed unix time (2026-09-21) so every run is the same
 TAG_PROBABILITY = 0.3  # an honest user tags a spam call with this probability
 MISTAKE_RATE = 0.03  # share of honest users' tags that land on a legitimate number
 INFO_TAG_PROBABILITY = 0.02  # a call from a hotline gets its informational tag
+SPAM_ANSWERED = 0.5  # spam calls answered
+SPAM_TALKED = 0.2  # answered spam calls that last a minute or more (a telemarketer's pitch)
 SPAM_TAGS = ("loan", "real_estate", "fraud", "insurance", "education", "telemarketing")
 
 
@@ -112,7 +115,7 @@ def _numbers(rng: random.Random, count: int, prefix: str) -> list[str]:
     return [f"{prefix}{rng.randrange(10**8):08d}" for _ in range(count)]
 
 
-def simulate(sizes: Sizes, redis_url: str | None, seed: int) -> dict:
+def simulate(sizes: Sizes, redis_url: str | None, seed: int, progress: bool = False) -> dict:
     world = World(redis_url, seed)
     rng, store = world.random, world.store
     users = [world.device(world.address(), age_days=rng.uniform(30, 400)) for _ in range(sizes.users)]
@@ -136,6 +139,11 @@ def simulate(sizes: Sizes, redis_url: str | None, seed: int) -> dict:
                 caller.numbers_used.append(caller.number)
             for user in rng.sample(users, sizes.spam_calls_per_hour):
                 world.now = START + hour * HOUR + rng.uniform(0, HOUR - 1)
+                answered = rng.random() < SPAM_ANSWERED
+                talked = rng.uniform(60, 180) if rng.random() < SPAM_TALKED else rng.uniform(2, 30)
+                calls.record(store, user[0], user[1], {"number": caller.number, "answered": answered,
+                                                       "ring_seconds": rng.uniform(3, 20), "direction": "incoming",
+                                                       "duration_seconds": talked if answered else 0})
                 if rng.random() < TAG_PROBABILITY:
                     world.tag(user, caller.number, caller.tag)
                     honest_tags += 1
@@ -158,13 +166,16 @@ def simulate(sizes: Sizes, redis_url: str | None, seed: int) -> dict:
                 world.now = START + hour * HOUR + rng.uniform(0, HOUR - 1)
                 answered = rng.random() < 0.8
                 calls.record(store, user[0], user[1], {"number": number, "answered": answered,
-                                                       "ring_seconds": rng.uniform(4, 25), "direction": "incoming"})
+                                                       "ring_seconds": rng.uniform(4, 25), "direction": "incoming",
+                                                       "duration_seconds": rng.uniform(20, 600) if answered else 0})
                 if rng.random() < INFO_TAG_PROBABILITY and number in popular:
                     world.tag(user, number, legit_kind[number])
                 elif rng.random() < mistakes_due / max(1, total_calls):
                     world.tag(user, number, rng.choice(SPAM_TAGS))
                     mistakes += 1
         trust.review(store, limit=10_000)
+        if progress:
+            print(f"simulated hour {hour + 1} of {sizes.hours}", file=sys.stderr, flush=True)
 
     world.now = START + sizes.hours * HOUR
     verdicts = {n: world.verdict(n)["verdict"] for n in legit}
@@ -216,15 +227,23 @@ def grief_fresh_burst(redis_url: str | None, seed: int, attackers: int) -> str:
     return world.verdict(target)["verdict"]
 
 
-def grief_aged_spread(redis_url: str | None, seed: int, attackers: int, days: int) -> str:
-    """Aged devices on distinct networks tag one legitimate number, one a day at most."""
+def grief_aged_spread(redis_url: str | None, seed: int, talkers: int, days: int = 14, most: int = 40) -> int | None:
+    """How many aged devices, each on its own network and tagging once (spread over `days`),
+    it takes to block a legitimate number that `talkers` honest users talked with and never
+    tagged; None if `most` do not."""
     world = World(redis_url, seed)
     target = "+8613912345679"
-    team = [world.device(world.address(), age_days=60) for _ in range(attackers)]
+    for _ in range(talkers):  # conversations over the weeks before the attack
+        who = world.device(world.address(), age_days=60)
+        calls.record(world.store, who[0], who[1], {"number": target, "answered": True, "ring_seconds": 5,
+                                                   "duration_seconds": 180, "direction": "outgoing"})
+    team = [world.device(world.address(), age_days=60) for _ in range(most)]
     for i, who in enumerate(team):
-        world.now = START + (i * days * 86400) // max(1, attackers)
+        world.now = START + (i * days * 86400) // most
         world.tag(who, target, "fraud")
-    return world.verdict(target)["verdict"]
+        if world.verdict(target)["verdict"] == "block":
+            return i + 1
+    return None
 
 
 FTC_SETTINGS = [
@@ -259,9 +278,10 @@ def _states(store) -> list:
 
 def run(quick: bool, redis_url: str | None = None, seed: int = 7) -> dict:
     sizes = QUICK if quick else FULL
-    result = simulate(sizes, redis_url, seed)
+    result = simulate(sizes, redis_url, seed, progress=not quick)
     result["fresh_burst"] = {k: grief_fresh_burst(redis_url, seed, k) for k in (5, 10, 20, 50)}
-    result["aged_spread"] = {k: grief_aged_spread(redis_url, seed, k, days=14) for k in (2, 3)}
+    result["attackers_to_block_by_talkers"] = {t: grief_aged_spread(redis_url, seed, t)
+                                               for t in ((0, 50, 200) if quick else (0, 50, 200, 1000))}
     return result
 
 

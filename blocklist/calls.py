@@ -12,6 +12,11 @@ counts as CALLMARK_BLOCK_MIN_REPORTERS fresh reports, so the number blocks and e
 Of each event the detector keeps only what it needs, and only for its window: a keyed hash
 of the device (or of its network) and the time, in one of two sorted sets per number.
 Calls that are neither short and unanswered nor answered are not stored at all.
+
+An answered call of CALLMARK_CONVERSATION_SECONDS or more, in either direction, is a
+conversation: the same keyed hash goes into the number's HyperLogLog of talkers (kept
+CALLMARK_TALKER_DAYS after the last one), and a number many people talk with needs more
+spam reporters to block (docs/REPUTATION.md).
 """
 from __future__ import annotations
 
@@ -26,12 +31,16 @@ MIN_WEIGHT = 50  # percent: devices trusted less than this are not counted
 
 
 def record(store: Store, device: Device, address: str | None, event: dict[str, Any]) -> dict[str, Any]:
-    """Take one call event; cast the detector's vote when the number crosses the threshold."""
+    """Take one call event: a conversation is counted for the number's talkers, a short
+    unanswered or an answered incoming call goes to the ring-once detector, which casts or
+    takes back its vote."""
     config = store.config
     number = numbers.normalize(event["number"], event.get("region") or config.default_region)
     answered = event["answered"]
+    conversation = answered and event.get("duration_seconds", 0) >= config.conversation_seconds
     short = not answered and event["ring_seconds"] < config.ring_once_seconds
-    if event["direction"] != "incoming" or not (short or answered) or device.weight < MIN_WEIGHT:
+    detected = event["direction"] == "incoming" and (short or answered)
+    if device.weight < MIN_WEIGHT or not (conversation or detected):
         return {"number": number, "counted": False, "ring_once": False}
     network = trust.network_hash(store, address)
     member = f"n{network}" if network else voter_field(store.secret, device.id)
@@ -39,13 +48,20 @@ def record(store: Store, device: Device, address: str | None, event: dict[str, A
     window = config.ring_once_window_minutes * 60
     short_key, answered_key = store.keys.ring_events(number, "short"), store.keys.ring_events(number, "answered")
     pipe = store.redis.pipeline(transaction=False)
-    pipe.zadd(short_key if short else answered_key, {member: now})
-    for key in (short_key, answered_key):
-        pipe.zremrangebyscore(key, "-inf", now - window)
-        pipe.expire(key, window)
-    pipe.zcard(short_key)
-    pipe.zcard(answered_key)
-    shorts, answers = pipe.execute()[-2:]
+    if conversation:  # who talked with the number: see docs/REPUTATION.md, "Numbers people talk with"
+        pipe.pfadd(store.keys.talkers(number), member)
+        pipe.expire(store.keys.talkers(number), config.talker_days * 86400)
+    if detected:
+        pipe.zadd(short_key if short else answered_key, {member: now})
+        for key in (short_key, answered_key):
+            pipe.zremrangebyscore(key, "-inf", now - window)
+            pipe.expire(key, window)
+        pipe.zcard(short_key)
+        pipe.zcard(answered_key)
+    replies = pipe.execute()
+    if not detected:
+        return {"number": number, "counted": True, "ring_once": False}
+    shorts, answers = replies[-2:]
     flagged = shorts >= config.ring_once_devices and answers <= MAX_ANSWERED_SHARE * shorts
     if flagged:
         reputation.cast_votes(store, [reputation.Vote(number=number, tag=reputation.DETECTOR_TAG,

@@ -123,6 +123,10 @@ class Config:
     ring_once_devices: int = 3  # CALLMARK_RING_ONCE_DEVICES: distinct devices that must see ring-once calls
     ring_once_seconds: float = 3.0  # CALLMARK_RING_ONCE_SECONDS: an unanswered ring shorter than this
     ring_once_window_minutes: int = 60  # CALLMARK_RING_ONCE_WINDOW_MINUTES: ... within this window
+    conversation_seconds: float = 60.0  # CALLMARK_CONVERSATION_SECONDS: an answered call this long is a conversation
+    talker_share: float = 0.05  # CALLMARK_TALKER_SHARE: spam networks needed per device that talked with a number
+    talker_cap: int = 20  # CALLMARK_TALKER_CAP: ... but never more than this many to block
+    talker_days: int = 180  # CALLMARK_TALKER_DAYS: a number's conversations are counted this long after the last
     trusted_proxies: int = 0  # CALLMARK_TRUSTED_PROXIES: proxies whose X-Forwarded-For is believed
     rate_limits: dict[str, str] = field(default_factory=dict)  # CALLMARK_RATE_LIMIT_*: see ratelimit.py
     clock: Callable[[], float] | None = field(default=None, repr=False)  # tests inject time
@@ -176,6 +180,10 @@ class Config:
         config.ring_once_devices = _int(env, "CALLMARK_RING_ONCE_DEVICES", 3, 1)
         config.ring_once_seconds = _float(env, "CALLMARK_RING_ONCE_SECONDS", 3.0, 0.1)
         config.ring_once_window_minutes = _int(env, "CALLMARK_RING_ONCE_WINDOW_MINUTES", 60, 1)
+        config.conversation_seconds = _float(env, "CALLMARK_CONVERSATION_SECONDS", 60.0, 1.0)
+        config.talker_share = _float(env, "CALLMARK_TALKER_SHARE", 0.05, 0.0)
+        config.talker_cap = _int(env, "CALLMARK_TALKER_CAP", 20, 1)
+        config.talker_days = _int(env, "CALLMARK_TALKER_DAYS", 180, 1)
         config.trusted_proxies = _int(env, "CALLMARK_TRUSTED_PROXIES", 0, 0)
         config.rate_limits = {name: env[var] for name, var in RATE_LIMIT_SETTINGS.items() if env.get(var)}
         config.validate()

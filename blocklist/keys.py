@@ -50,6 +50,10 @@ class Keys:
         """Set of a bucket's numbers that the burst guard holds at warn for review."""
         return f"{PREFIX}:held:{{b{bucket}}}"
 
+    def talkers(self, number: str) -> str:
+        """HyperLogLog of the devices (or networks) that had a conversation with a number."""
+        return f"{PREFIX}:talk:{{b{self.bucket_of(number)}}}:{number}"
+
     def ring_events(self, number: str, kind: str) -> str:
         """The ring-once detector's window for a number: who saw `short` rings or `answered`."""
         return f"{PREFIX}:ring:{{b{self.bucket_of(number)}}}:{kind}:{number}"

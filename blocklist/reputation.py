@@ -88,7 +88,7 @@ def _call(store: Store, mode: str, number: str, at: float, voter: str = "", tag:
     bucket = keys.bucket_of(number)
     rid_key = keys.report_id(number, voter, report_id) if report_id else keys.number(number)
     script_keys = [keys.number(number), keys.changes(bucket), keys.decay_schedule(bucket), rid_key,
-                   keys.details(bucket), keys.prefix_index(number), keys.held(bucket)]
+                   keys.details(bucket), keys.prefix_index(number), keys.held(bucket), keys.talkers(number)]
     args = [mode, number, _since_epoch(at), int(at), _min_stream_id(store), voter, tag,
             store.config.idempotency_hours * 3600 if report_id else 0, details, flag, number.lstrip("+"),
             weight, network, int(fresh)]
@@ -178,7 +178,8 @@ def lookup_many(store: Store, numbers: list[str]) -> list[dict[str, Any]]:
 def queue_read(store: Store, pipe, number: str, now: float) -> None:
     """Queue the read of a number's reputation on a `store.pipelined` pipeline; its reply
     goes to `from_reply`. Lets a caller share the round trip with other commands."""
-    store.evalsha(pipe, store.read_script, [store.keys.number(number)], [_since_epoch(now)])
+    store.evalsha(pipe, store.read_script, [store.keys.number(number), store.keys.talkers(number)],
+                  [_since_epoch(now)])
 
 
 def from_reply(number: str, reply: list) -> dict[str, Any]:

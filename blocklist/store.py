@@ -94,6 +94,8 @@ class Store:
             f"local NTAGS = {len(tags.TAXONOMY)}\n"
             f"local BURST_MIN = {config.burst_min_tags}\n"
             f"local BURST_WINDOW = {config.burst_window_minutes}\n"
+            f"local TALK_SHARE = {config.talker_share!r}\n"
+            f"local TALK_CAP = {max(config.talker_cap, config.block_min_reporters)}\n"
         )
         shared = header + _lua("verdict.lua")
         pool = client.connection_pool

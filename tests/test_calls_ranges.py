@@ -216,6 +216,64 @@ def test_with_distinct_networks_one_network_counts_once(config, addresses, flagg
     assert (reputation_of(client, tokens[3])["verdict"] == "block") is flagged
 
 
+# --- numbers people talk with ---------------------------------------------------------------
+
+def talk(client, headers, number=NUMBER, seconds=120, direction="incoming"):
+    return ok(call(client, headers, number=number, ring=6, answered=True, direction=direction,
+                   duration_seconds=seconds))
+
+
+def spam_reports(client, new_device, count, number=NUMBER) -> dict:
+    for _ in range(count):
+        response = client.post("/v1/reports", json={"number": number, "tag": "loan"}, headers=new_device())
+        assert response.status_code == 201
+    return reputation_of(client, new_device(), number)
+
+
+def test_a_number_a_hundred_people_talked_with_needs_five_spam_reporters(client, new_device):
+    for _ in range(100):
+        talk(client, new_device(), direction="outgoing")  # people call their bank, too
+    assert spam_reports(client, new_device, 4)["verdict"] == "warn"
+    assert spam_reports(client, new_device, 1)["verdict"] == "block"
+
+
+def test_short_answered_calls_are_not_conversations(client, new_device):
+    for _ in range(100):
+        assert talk(client, new_device(), seconds=30)["counted"] is True  # the detector still counts it
+    assert spam_reports(client, new_device, 3)["verdict"] == "block"
+
+
+def test_the_talkers_rule_is_capped(config, new_device):
+    config.talker_cap = 4
+    client = create_app(config).test_client()
+    new = lambda: {"Authorization": f"Bearer {client.post('/v1/devices').get_json()['token']}"}  # noqa: E731
+    for _ in range(200):  # would need 10 spam reporters uncapped
+        talk(client, new())
+    assert spam_reports(client, new, 3)["verdict"] == "warn"
+    assert spam_reports(client, new, 1)["verdict"] == "block"
+
+
+def test_talkers_are_counted_once_per_device_and_name_no_device(client, store, redis_client, new_device):
+    talker = new_device()
+    for _ in range(20):
+        talk(client, talker)
+    key = store.keys.talkers(NUMBER)
+    assert redis_client.pfcount(key) == 1
+    assert 0 < redis_client.ttl(key) <= store.config.talker_days * 86400
+    device_id, secret = talker["Authorization"].split()[1].split(".")
+    raw = redis_client.dump(key)
+    assert device_id.encode() not in raw and secret.encode() not in raw
+
+
+def test_a_low_weight_device_does_not_count_as_a_talker(client, store, redis_client, new_device):
+    talker = new_device()
+    device_id = talker["Authorization"].split()[1].split(".")[0]
+    redis_client.hset(store.keys.device(device_id), "w", 10)
+    store.auth_cache.clear()
+    assert talk(client, talker)["counted"] is False
+    assert redis_client.exists(store.keys.talkers(NUMBER)) == 0
+
+
 # --- range rules ----------------------------------------------------------------------------
 
 def test_block_keys_name_the_blocks_of_10_and_100():

@@ -39,6 +39,12 @@ def test_no_burst_of_twenty_fresh_devices_on_one_network_blocks_a_legitimate_num
     assert all(result["fresh_burst"][k] != "block" for k in (5, 10, 20))
 
 
+def test_aged_attackers_on_distinct_networks_need_more_the_more_people_talk_with_the_number(result):
+    needed = result["attackers_to_block_by_talkers"]
+    assert needed[0] == 3  # the contract: three distinct reporters block an unknown number
+    assert needed[200] >= 10  # 5 % of the 200 people who talked with it
+
+
 def test_ring_once_numbers_are_flagged_within_the_window_and_answered_ones_never(result):
     assert result["ring_once_flagged"] == result["ring_once"]
     assert result["ring_once_median_flag_hour"] <= 1

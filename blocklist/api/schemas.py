@@ -53,6 +53,7 @@ class CallEventSchema(Strict):
     ring_seconds = fields.Float(required=True, validate=validate.Range(min=0, max=3600), allow_nan=False)
     answered = StrictBoolean(required=True)
     direction = fields.String(required=True, validate=validate.OneOf(["incoming", "outgoing"]))
+    duration_seconds = fields.Float(validate=validate.Range(min=0, max=86400), allow_nan=False)
 
 
 class BatchSchema(Strict):

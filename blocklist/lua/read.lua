@@ -1,5 +1,5 @@
 -- read.lua: a number's reputation as of now, without writing anything.
--- KEYS[1] number hash
+-- KEYS[1] number hash    KEYS[2] the HyperLogLog of devices that talked with the number
 -- ARGV[1] now, seconds since the decay epoch
 -- Returns {verdict code, label index, reporters, score, first, last, override, disputed,
 --          detected (the ring-once detector voted), held (by the burst guard),
@@ -8,6 +8,7 @@
 
 local key, now = KEYS[1], tonumber(ARGV[1])
 local reporters, scores, fields = read_state(key, '')
+fields.talkers = redis.call('PFCOUNT', KEYS[2])
 local verdict, label, total, score = evaluate(reporters, scores, now, fields)
 local first = fields.f
 local last = fields.l or first

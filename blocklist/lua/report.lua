@@ -4,6 +4,7 @@
 -- KEYS[5] the bucket's stream of report details kept for regulators
 -- KEYS[6] the bucket's prefix index set for this number (private lookup by hash prefix)
 -- KEYS[7] the bucket's set of numbers the burst guard holds
+-- KEYS[8] the HyperLogLog of devices that had a conversation with the number
 -- ARGV[1]  mode: vote | withdraw | reweigh (the voter's vote, at weight ARGV[12]) | eval
 --          (re-evaluate only: the decay sweep) | override (ARGV[10]: 1 allow, 2 block, ''
 --          clear) | dispute (ARGV[10]: 1 open, '' closed) | release (end a burst hold)
@@ -30,6 +31,7 @@ local flag, digits = ARGV[10], ARGV[11]
 local weight, net, fresh = tonumber(ARGV[12]), tonumber(ARGV[13]), ARGV[14] == '1'
 
 local reporters, scores, fields = read_state(key, voter)
+fields.talkers = redis.call('PFCOUNT', KEYS[8])
 local old_state = tonumber(fields.v or '0')
 if rid_ttl > 0 and redis.call('EXISTS', rid) == 1 then
   return {'replay', math.floor(old_state / 64), old_state % 64 - 1, 0}

@@ -14,6 +14,7 @@
 --   a     1 when the ring-once detector has voted (its vote counts as BLOCK_MIN reporters)
 --   h     1 while the burst guard holds the number at warn for review
 --   w, b  the burst guard's window: its first minute and the fresh devices' spam tags in it
+-- Beside the hash, in the same slot, a HyperLogLog counts who talked with the number.
 --   <8 characters>  one voter's vote (see pack_vote)
 
 local VERDICT_UNKNOWN, VERDICT_ALLOW, VERDICT_WARN, VERDICT_BLOCK = 0, 1, 2, 3
@@ -96,6 +97,12 @@ local function distinct_spam(spam_r, fields)
   return distinct
 end
 
+-- How many of those a block needs: BLOCK_MIN, or more for a number many people talk with
+-- (fields.talkers: the caller script's count of devices that had a conversation with it).
+local function spam_needed(fields)
+  return math.max(BLOCK_MIN, math.min(TALK_CAP, math.ceil((fields.talkers or 0) * TALK_SHARE)))
+end
+
 -- The crowd's verdict: verdict code, label index (-1 for none), total reporters, net spam
 -- score now (in reporters' worth of fresh evidence) and, for a block, the second (since
 -- the epoch) at which decay alone will end it.
@@ -131,7 +138,7 @@ local function crowd_verdict(reporters, scores, now, fields)
   -- A block also needs the crowd to say spam clearly: more than twice as many spam reporters
   -- as informational and safe ones together. A hotline that many people are called by
   -- collects mistaken spam tags in proportion; its informational tags keep it open.
-  if distinct_spam(spam_r, fields) >= BLOCK_MIN and score >= BLOCK_SCORE and spam_r > 2 * (info_r + safe_r) then
+  if distinct_spam(spam_r, fields) >= spam_needed(fields) and score >= BLOCK_SCORE and spam_r > 2 * (info_r + safe_r) then
     local ends = HALF_LIFE * math.log(net / 1000 / BLOCK_SCORE) / math.log(2)
     return VERDICT_BLOCK, top_spam, total, score, ends
   end
