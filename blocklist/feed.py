@@ -64,7 +64,7 @@ def export(store: Store, compress: bool = False) -> Iterator[bytes]:
         data = text.encode()
         return encoder.compress(data) if encoder else data
 
-    for numbers in _scan_numbers(store):
+    for numbers in scan_numbers(store):
         lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in reputation.lookup_many(store, numbers)
                  if r["verdict"] != "unknown"]
         if lines:
@@ -74,7 +74,8 @@ def export(store: Store, compress: bool = False) -> Iterator[bytes]:
         yield encoder.flush()
 
 
-def _scan_numbers(store: Store) -> Iterator[list[str]]:
+def scan_numbers(store: Store) -> Iterator[list[str]]:
+    """Every number with a reputation hash, in chunks (SCAN: other work goes on meanwhile)."""
     for keys in _chunks(store.redis.scan_iter(match=store.keys.number_pattern(), count=EXPORT_SCAN, _type="hash"),
                         EXPORT_SCAN):
         yield [store.keys.number_of(key) for key in keys]

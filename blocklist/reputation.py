@@ -52,6 +52,11 @@ class Outcome:
         return self.outcome in ("duplicate", "replay")
 
 
+def published_state(v: int) -> tuple[str, str | None]:
+    """Verdict and label from a number's `v` field (what its last change-log entry says)."""
+    return VERDICTS[v // 64], _label(v % 64 - 1)
+
+
 def vote_tag(vote: int) -> int:
     """The tag index a stored vote carries (the packing is in lua/verdict.lua)."""
     return vote % 2**28 % 32

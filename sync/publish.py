@@ -23,7 +23,7 @@ import numpy as np
 import redis
 from bitarray import bitarray
 
-from blocklist import changelog, reputation
+from blocklist import changelog, feed, reputation
 from blocklist import lists
 from blocklist.lists import LIST_RULES
 from blocklist.store import Store
@@ -121,6 +121,8 @@ def _pending(store: Store, name: str, cursor: str | None) -> tuple[dict[str, boo
     if name == lists.RANGES:
         return _pending_ranges(store), cursor or ""
     rule = LIST_RULES[name]
+    if cursor is None:  # never published: the change log may be trimmed, so start from the numbers
+        return _every_number(store, rule)
     wanted: dict[str, bool] = {}
     while True:
         changes, cursor = changelog.read(store, cursor, CHANGES_PAGE)
@@ -128,6 +130,21 @@ def _pending(store: Store, name: str, cursor: str | None) -> tuple[dict[str, boo
             wanted[change.number] = rule(change.verdict, change.label)
         if len(changes) < CHANGES_PAGE:
             return wanted, cursor
+
+
+def _every_number(store: Store, rule) -> tuple[dict[str, bool], str]:
+    """Every number the rule lists now, from the numbers' published states, and the change-log
+    cursor taken before the scan (changes during it come at the next publish)."""
+    cursor = changelog.head_cursor(store)
+    wanted: dict[str, bool] = {}
+    for numbers in feed.scan_numbers(store):
+        pipe = store.redis.pipeline(transaction=False)
+        for number in numbers:
+            pipe.hget(store.keys.number(number), "v")
+        for number, state in zip(numbers, pipe.execute()):
+            if state and rule(*reputation.published_state(int(state))):
+                wanted[number] = True
+    return wanted, cursor
 
 
 def _pending_ranges(store: Store) -> dict[str, bool]:

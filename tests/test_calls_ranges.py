@@ -373,3 +373,16 @@ def test_the_range_leaves_when_its_numbers_stop_being_spam(server, client, store
     assert lookup(phone, QUIET)["lists"] == []
     expected = ["allow"] if how == "overridden" else []
     assert lookup(phone, BLOCK[0])["lists"] == expected
+
+
+def test_a_lists_first_publish_takes_numbers_whose_change_log_entries_are_gone(store, signer, redis_client):
+    votes(store, [QUIET], tag="safe")
+    votes(store, [BLOCK[1]])
+    for bucket in range(store.config.buckets):  # past the change log's retention
+        redis_client.delete(store.keys.changes(bucket))
+    publish.publish(store, signer)
+    assert members(store, "allow") == {QUIET}
+    assert members(store, "spam") == {BLOCK[1]}
+    votes(store, [BLOCK[2]])  # later changes come from the change log as usual
+    publish.publish(store, signer)
+    assert members(store, "spam") == {BLOCK[1], BLOCK[2]}

@@ -8,7 +8,7 @@
 
 local key, now = KEYS[1], tonumber(ARGV[1])
 local reporters, scores, fields = read_state(key, '')
-fields.talkers = redis.call('PFCOUNT', KEYS[2])
+fields.talkers_key = KEYS[2]
 local verdict, label, total, score = evaluate(reporters, scores, now, fields)
 local first = fields.f
 local last = fields.l or first

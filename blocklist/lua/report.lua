@@ -31,7 +31,7 @@ local flag, digits = ARGV[10], ARGV[11]
 local weight, net, fresh = tonumber(ARGV[12]), tonumber(ARGV[13]), ARGV[14] == '1'
 
 local reporters, scores, fields = read_state(key, voter)
-fields.talkers = redis.call('PFCOUNT', KEYS[8])
+fields.talkers_key = KEYS[8]
 local old_state = tonumber(fields.v or '0')
 if rid_ttl > 0 and redis.call('EXISTS', rid) == 1 then
   return {'replay', math.floor(old_state / 64), old_state % 64 - 1, 0}

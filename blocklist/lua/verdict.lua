@@ -97,10 +97,12 @@ local function distinct_spam(spam_r, fields)
   return distinct
 end
 
--- How many of those a block needs: BLOCK_MIN, or more for a number many people talk with
--- (fields.talkers: the caller script's count of devices that had a conversation with it).
+-- How many of those a block needs: BLOCK_MIN, or more for a number many people talk with.
+-- fields.talkers_key names the HyperLogLog of who talked with the number (the caller
+-- script's key); it is counted only here, when every other condition of a block holds.
 local function spam_needed(fields)
-  return math.max(BLOCK_MIN, math.min(TALK_CAP, math.ceil((fields.talkers or 0) * TALK_SHARE)))
+  local talkers = redis.call('PFCOUNT', fields.talkers_key)
+  return math.max(BLOCK_MIN, math.min(TALK_CAP, math.ceil(talkers * TALK_SHARE)))
 end
 
 -- The crowd's verdict: verdict code, label index (-1 for none), total reporters, net spam
@@ -138,7 +140,9 @@ local function crowd_verdict(reporters, scores, now, fields)
   -- A block also needs the crowd to say spam clearly: more than twice as many spam reporters
   -- as informational and safe ones together. A hotline that many people are called by
   -- collects mistaken spam tags in proportion; its informational tags keep it open.
-  if distinct_spam(spam_r, fields) >= spam_needed(fields) and score >= BLOCK_SCORE and spam_r > 2 * (info_r + safe_r) then
+  local distinct = distinct_spam(spam_r, fields)
+  if distinct >= BLOCK_MIN and score >= BLOCK_SCORE and spam_r > 2 * (info_r + safe_r)
+      and distinct >= spam_needed(fields) then
     local ends = HALF_LIFE * math.log(net / 1000 / BLOCK_SCORE) / math.log(2)
     return VERDICT_BLOCK, top_spam, total, score, ends
   end
