@@ -1,10 +1,8 @@
 """CallMark: crowd-tagged caller reputation and compact blocklists for phones."""
 from __future__ import annotations
 
-import logging
 import os
 import secrets
-import sys
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -14,16 +12,6 @@ from .secretfile import load_or_create
 from .store import Store, connect
 
 SECRET_FILE = "secret.key"  # in the data folder, when CALLMARK_SECRET_KEY is not set
-
-
-def _configure_logging(level: str) -> None:
-    root = logging.getLogger()
-    if not any(getattr(h, "_callmark", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        handler._callmark = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
-    root.setLevel(level)
 
 
 def _secret(config: Config) -> bytes:
@@ -47,7 +35,9 @@ def create_app(config: Config | None = None) -> Flask:
     """Build the application from `config` (default: the environment)."""
     config = config or Config.from_env()
     config.validate()
-    _configure_logging(config.log_level)
+    from . import observability
+
+    observability.configure_logging(config.log_level, config.log_format)
     app = Flask(__name__)
     app.config["CALLMARK"] = config
     app.json.ensure_ascii = False  # Chinese tag names stay readable
@@ -64,6 +54,7 @@ def create_app(config: Config | None = None) -> Flask:
 
     if config.trusted_proxies:  # the client address (rate limits, networks) from X-Forwarded-For
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.trusted_proxies)
+    observability.init_app(app)
     app.register_blueprint(api.bp)
     openapi.init_app(app)
     ratelimit.init_app(app, _limiter_storage(config, client))

@@ -99,6 +99,7 @@ class Config:
     idempotency_hours: int = 48  # CALLMARK_IDEMPOTENCY_HOURS: how long a report_id is remembered
     sweep_interval: int = 60  # CALLMARK_SWEEP_INTERVAL: seconds between decay sweeps (0 = off)
     log_level: str = "INFO"  # CALLMARK_LOG_LEVEL
+    log_format: str = "json"  # CALLMARK_LOG_FORMAT: json | text
     list_min_capacity: int = 100_000  # CALLMARK_LIST_MIN_CAPACITY: smallest Bloom-filter capacity
     list_headroom: float = 1.25  # CALLMARK_LIST_HEADROOM: capacity = count x this, at least the minimum
     list_error_rate: float = 0.001  # CALLMARK_LIST_ERROR_RATE: false-positive rate of the lists
@@ -156,6 +157,7 @@ class Config:
             idempotency_hours=_int(env, "CALLMARK_IDEMPOTENCY_HOURS", 48, 1),
             sweep_interval=_int(env, "CALLMARK_SWEEP_INTERVAL", 60, 0),
             log_level=(env.get("CALLMARK_LOG_LEVEL") or "INFO").upper(),
+            log_format=(env.get("CALLMARK_LOG_FORMAT") or "json").lower(),
             list_min_capacity=_int(env, "CALLMARK_LIST_MIN_CAPACITY", 100_000, 1),
             list_headroom=_float(env, "CALLMARK_LIST_HEADROOM", 1.25, 1.0),
             list_error_rate=_float(env, "CALLMARK_LIST_ERROR_RATE", 0.001, 0.0001),
@@ -193,6 +195,8 @@ class Config:
         if self.profile not in PROFILES:
             raise ConfigError(f"CALLMARK_PROFILE must be one of {', '.join(PROFILES)}, got {self.profile!r}")
         self.rate_limits = {**RATE_LIMIT_DEFAULTS[self.profile], **self.rate_limits}
+        if self.log_format not in ("json", "text"):
+            raise ConfigError(f"CALLMARK_LOG_FORMAT must be json or text, got {self.log_format!r}")
         guarded = self.profile == "production"
         self.distinct_networks = guarded if self.distinct_networks is None else self.distinct_networks
         self.burst_guard = guarded if self.burst_guard is None else self.burst_guard

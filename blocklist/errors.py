@@ -61,3 +61,11 @@ class NotFound(CallMarkError):
 class StoreUnavailable(CallMarkError):
     code = "store_unavailable"
     status = 503
+
+
+class NotReady(CallMarkError):
+    code = "not_ready"
+    status = 503
+
+    def __init__(self, checks: dict[str, str]):
+        super().__init__("the service is not ready for traffic", {"checks": checks})

@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
@@ -18,6 +20,15 @@ from gunicorn.app.base import BaseApplication
 log = logging.getLogger(__name__)
 
 GRACEFUL_TIMEOUT = 30  # seconds gunicorn gives workers to finish in-flight requests
+METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prepare_metrics() -> None:
+    """A fresh folder for the workers' and the scheduler's metrics (prometheus-client's
+    multiprocess mode), unless the operator named one; removed again by `serve`."""
+    if not os.environ.get(METRICS_ENV):
+        os.environ[METRICS_ENV] = tempfile.mkdtemp(prefix="callmark-metrics-")
+        os.environ["CALLMARK_OWN_METRICS_DIR"] = "1"
 
 
 class _Gunicorn(BaseApplication):
@@ -37,6 +48,8 @@ class _Gunicorn(BaseApplication):
 
 
 def serve(app: Flask) -> None:
+    from . import observability  # after prepare_metrics: prometheus-client reads the folder at import
+
     config = app.config["CALLMARK"]
     server = app.extensions["callmark.embedded"]
     if server is not None:
@@ -60,8 +73,12 @@ def serve(app: Flask) -> None:
             "errorlog": "-",
             "loglevel": config.log_level.lower(),
             "proc_name": "callmark",
+            "child_exit": observability.child_exit,
+            **({"logger_class": observability.GunicornJsonLogger} if config.log_format == "json" else {}),
         }).run()
     finally:
+        if os.environ.get("CALLMARK_OWN_METRICS_DIR") and os.environ.get(METRICS_ENV):
+            shutil.rmtree(os.environ[METRICS_ENV], ignore_errors=True)
         if scheduler is not None:
             scheduler.terminate()
             scheduler.wait(10)

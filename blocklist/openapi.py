@@ -60,6 +60,10 @@ def build_spec() -> APISpec:
     device_or_key = [{DEVICE: []}, {FEED_KEY: []}]
     paths = {
         "/healthz": {"get": _op("200 when Redis answers, 503 otherwise", 200, r.HealthSchema, tags=["operations"])},
+        "/readyz": {"get": _op("200 when Redis answers, the signing key is loaded and every list is published; "
+                               "503 not_ready otherwise", 200, r.ReadySchema, tags=["operations"])},
+        "/metrics": {"get": _op("Prometheus metrics (text format)", 200, None, tags=["operations"],
+                                content={"text/plain": {"schema": {"type": "string"}}})},
         "/v1/tags": {"get": _op("The tag taxonomy", 200, r.TagsSchema, tags=["reports"])},
         "/v1/devices": {"post": _op("Register a device; the token is shown once", 201, r.DeviceSchema,
                                     errors=(429,), tags=["devices"])},

@@ -23,7 +23,7 @@ import numpy as np
 import redis
 from bitarray import bitarray
 
-from blocklist import changelog, feed, reputation
+from blocklist import changelog, feed, observability, reputation
 from blocklist import lists
 from blocklist.lists import LIST_RULES
 from blocklist.store import Store
@@ -111,9 +111,16 @@ def publish(store: Store, signer: SigningKey, wait: float | None = 0.0) -> list[
     try:
         reputation.sweep(store)
         # ranges come last: they are derived from the spam list as just published
-        return [publish_list(store, signer, name, fence) for name in lists.PUBLISHED]
+        return [_timed(store, signer, name, fence) for name in lists.PUBLISHED]
     finally:
         release(store, value)
+
+
+def _timed(store: Store, signer: SigningKey, name: str, fence: int) -> "Published":
+    started = time.perf_counter()
+    result = publish_list(store, signer, name, fence)
+    observability.PUBLISH_SECONDS.labels(name).observe(time.perf_counter() - started)
+    return result
 
 
 def _pending(store: Store, name: str, cursor: str | None) -> tuple[dict[str, bool], str]:
@@ -210,6 +217,8 @@ def publish_list(store: Store, signer: SigningKey, name: str, fence: int) -> Pub
     new_version = version + 1
     history = _history(state, generation, now, store)
     deltas = _deltas(store, name, history, old_bits, bits, new_version, digest, geom)
+    for body in deltas.values():
+        observability.DELTA_BYTES.labels(name).observe(len(body))
     dropped = [store.keys.list_delta(name, v) for v, _ in json.loads(state.get("history", "[]"))
                if store.keys.list_delta(name, v) not in deltas]
     manifest = {

@@ -1,10 +1,13 @@
 """The HTTP API (v1). Routes are thin: parse, call one domain function, answer."""
 from __future__ import annotations
 
+import redis
 from flask import Blueprint, Response, current_app, g, jsonify, request
+from marshmallow import ValidationError
 
-from .. import calls, devices, feed, lookup, moderation, numbers, ratelimit, reports, reputation, tags
-from ..errors import ValidationFailed
+from .. import (calls, devices, feed, lookup, moderation, numbers, observability, ratelimit, reports, reputation,
+               tags)
+from ..errors import CallMarkError, NotReady, ValidationFailed
 from ..store import Store
 from .auth import device_or_key_required, device_required, key_required
 from .schemas import (AuditQuerySchema, BatchSchema, CallEventSchema, ClearOverrideSchema, DisputeSchema,
@@ -43,6 +46,29 @@ def healthz():
     return jsonify(status="ok")
 
 
+@bp.get("/readyz")
+def readyz():
+    """Ready for traffic: Redis answers, the signing key is loaded and every list is published."""
+    from ..lists import PUBLISHED
+
+    store = _store()
+    checks = {"redis": "ok", "signing_key": "ok", "lists": "ok"}
+    try:
+        pipe = store.redis.pipeline(transaction=False)
+        for name in PUBLISHED:
+            pipe.hexists(store.keys.list_state(name), "version")
+        unpublished = [name for name, published in zip(PUBLISHED, pipe.execute()) if not published]
+    except (redis.ConnectionError, redis.TimeoutError):
+        checks["redis"], unpublished = "not answering", []
+    if unpublished:
+        checks["lists"] = "not yet published: " + ", ".join(unpublished)
+    if not current_app.extensions.get("callmark.signing"):
+        checks["signing_key"] = "not loaded"
+    if any(value != "ok" for value in checks.values()):
+        raise NotReady(checks)
+    return jsonify(status="ready", checks=checks)
+
+
 @bp.get("/v1/tags")
 def list_tags():
     return jsonify(tags=tags.describe())
@@ -57,8 +83,14 @@ def register_device():
 @bp.post("/v1/reports")
 @device_required
 def post_report():
-    item = _report_schema.load(_json_body())
-    return jsonify(reports.submit(_store(), g.device, request.remote_addr, item)), 201
+    try:
+        item = _report_schema.load(_json_body())
+        result = reports.submit(_store(), g.device, request.remote_addr, item)
+    except (CallMarkError, ValidationError) as exc:
+        observability.count_report(error=getattr(exc, "code", "validation_error"))
+        raise
+    observability.count_report(duplicate=result["duplicate"])
+    return jsonify(result), 201
 
 
 @bp.post("/v1/reports/batch")
@@ -66,6 +98,9 @@ def post_report():
 def post_batch():
     body = _batch_schema.load(_json_body())
     results = reports.submit_batch(_store(), g.device, request.remote_addr, body["reports"], _report_schema)
+    for result in results:
+        observability.count_report(duplicate=result.get("duplicate", False),
+                                   error=result["error"]["code"] if "error" in result else None)
     accepted = sum(1 for r in results if r["status"] == 201)
     return jsonify(results=results, accepted=accepted, rejected=len(results) - accepted)
 

@@ -21,6 +21,11 @@ class ErrorSchema(Schema):
     error = fields.Nested(ErrorBodySchema, required=True)
 
 
+class ReadySchema(Schema):
+    status = fields.String(required=True)
+    checks = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+
+
 class HealthSchema(Schema):
     status = fields.String(required=True, validate=validate.Equal("ok"))
 
