@@ -54,6 +54,18 @@ class Keys:
         """HyperLogLog of the devices (or networks) that had a conversation with a number."""
         return f"{PREFIX}:talk:{{b{self.bucket_of(number)}}}:{number}"
 
+    def daily_stats(self, bucket: int, day: int) -> str:
+        """A bucket's report counts on one day (days since 1970): n, and t<tag index>."""
+        return f"{PREFIX}:stats:{{b{bucket}}}:{day}"
+
+    def most_reported(self, bucket: int) -> str:
+        """A bucket's numbers with many reporters: number -> reporters."""
+        return f"{PREFIX}:top:{{b{bucket}}}"
+
+    def publishes(self) -> str:
+        """Stream of recent publishes, for operators."""
+        return f"{PREFIX}:publishes"
+
     def ring_events(self, number: str, kind: str) -> str:
         """The ring-once detector's window for a number: who saw `short` rings or `answered`."""
         return f"{PREFIX}:ring:{{b{self.bucket_of(number)}}}:{kind}:{number}"

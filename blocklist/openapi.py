@@ -110,6 +110,9 @@ def build_spec() -> APISpec:
                         security=admin, errors=(400,), tags=["moderation"])},
         "/v1/admin/held": {"get": _op("Numbers the burst guard holds at warn for review", 200, r.HeldSchema,
                                       security=admin, tags=["moderation"])},
+        "/v1/stats": {"get": _op("Reports per day, tag shares, most reported numbers, lists, publishes, disputes and "
+                                 "overrides for a period", 200, r.StatsSchema, security=admin,
+                                 query=s.StatsQuerySchema, errors=(400,), tags=["moderation"])},
         "/v1/admin/audit": {"get": _op("Overrides and dispute resolutions, newest first", 200, r.AuditSchema,
                                        security=admin, query=s.AuditQuerySchema, errors=(400,),
                                        tags=["moderation"])},

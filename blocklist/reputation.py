@@ -93,7 +93,8 @@ def _call(store: Store, mode: str, number: str, at: float, voter: str = "", tag:
     bucket = keys.bucket_of(number)
     rid_key = keys.report_id(number, voter, report_id) if report_id else keys.number(number)
     script_keys = [keys.number(number), keys.changes(bucket), keys.decay_schedule(bucket), rid_key,
-                   keys.details(bucket), keys.prefix_index(number), keys.held(bucket), keys.talkers(number)]
+                   keys.details(bucket), keys.prefix_index(number), keys.held(bucket), keys.talkers(number),
+                   keys.daily_stats(bucket, int(at // 86400)), keys.most_reported(bucket)]
     args = [mode, number, _since_epoch(at), int(at), _min_stream_id(store), voter, tag,
             store.config.idempotency_hours * 3600 if report_id else 0, details, flag, number.lstrip("+"),
             weight, network, int(fresh)]

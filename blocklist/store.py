@@ -15,6 +15,9 @@ from .keys import Keys
 
 log = logging.getLogger(__name__)
 
+STATS_DAYS = 400  # days of per-day report statistics kept (GET /v1/stats)
+TOP_MIN_REPORTERS = 5  # a number enters the most-reported ranking from this many reporters
+
 
 def connect(config: Config) -> tuple[redis.Redis, "embedded.EmbeddedRedis | None"]:
     """A client for the configured Redis; with no REDIS_URL, the embedded server's."""
@@ -96,6 +99,8 @@ class Store:
             f"local BURST_WINDOW = {config.burst_window_minutes}\n"
             f"local TALK_SHARE = {config.talker_share!r}\n"
             f"local TALK_CAP = {max(config.talker_cap, config.block_min_reporters)}\n"
+            f"local STATS_DAYS = {STATS_DAYS}\n"
+            f"local TOP_MIN = {TOP_MIN_REPORTERS}\n"
         )
         shared = header + _lua("verdict.lua")
         pool = client.connection_pool

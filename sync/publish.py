@@ -116,10 +116,20 @@ def publish(store: Store, signer: SigningKey, wait: float | None = 0.0) -> list[
         release(store, value)
 
 
+PUBLISHES_KEPT = 200  # recent publishes kept for operators (GET /v1/stats)
+
+
 def _timed(store: Store, signer: SigningKey, name: str, fence: int) -> "Published":
+    """Publish one list, timed for /metrics and, when it made a version, noted for operators."""
     started = time.perf_counter()
     result = publish_list(store, signer, name, fence)
-    observability.PUBLISH_SECONDS.labels(name).observe(time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    observability.PUBLISH_SECONDS.labels(name).observe(seconds)
+    if result.new_version:
+        store.redis.xadd(store.keys.publishes(), {
+            "list": name, "version": result.version, "count": result.count, "added": result.added,
+            "removed": result.removed, "seconds": round(seconds, 3), "at": int(store.clock())},
+            maxlen=PUBLISHES_KEPT, approximate=True)
     return result
 
 

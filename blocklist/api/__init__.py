@@ -6,12 +6,13 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from marshmallow import ValidationError
 
 from .. import (calls, devices, feed, lookup, moderation, numbers, observability, ratelimit, reports, reputation,
-               tags)
+               stats, tags)
 from ..errors import CallMarkError, NotReady, ValidationFailed
 from ..store import Store
 from .auth import device_or_key_required, device_required, key_required
 from .schemas import (AuditQuerySchema, BatchSchema, CallEventSchema, ClearOverrideSchema, DisputeSchema,
-                      FeedQuerySchema, NumberQuerySchema, OverrideSchema, ReportSchema, ResolveSchema)
+                      FeedQuerySchema, NumberQuerySchema, OverrideSchema, ReportSchema, ResolveSchema,
+                      StatsQuerySchema)
 
 bp = Blueprint("api", __name__)
 
@@ -204,6 +205,13 @@ def release_hold(number: str):
 @key_required("admin")
 def list_held():
     return jsonify(numbers=moderation.held_numbers(_store()))
+
+
+@bp.get("/v1/stats")
+@key_required("admin")
+def get_stats():
+    query = StatsQuerySchema().load(request.args)
+    return jsonify(stats.summary(_store(), query.get("from"), query.get("to")))
 
 
 @bp.get("/v1/admin/audit")

@@ -102,6 +102,32 @@ class CallRecordedSchema(Schema):
     ring_once = fields.Boolean(required=True, metadata={"description": "the detector has tagged the number"})
 
 
+class DayCountSchema(Schema):
+    date = fields.String(required=True)
+    reports = fields.Integer(required=True)
+
+
+class TagShareSchema(Schema):
+    tag = fields.String(required=True)
+    name_en = fields.String(required=True)
+    name_zh = fields.String(required=True)
+    reports = fields.Integer(required=True)
+    share = fields.Float(required=True, metadata={"description": "of all reports in the period, 0 to 1"})
+
+
+class StatsSchema(Schema):
+    from_ = fields.String(data_key="from", required=True)
+    to = fields.String(required=True)
+    reports = fields.Integer(required=True)
+    reports_per_day = fields.List(fields.Nested(DayCountSchema), required=True)
+    tag_shares = fields.List(fields.Nested(TagShareSchema), required=True)
+    top_numbers = fields.List(fields.Dict(), required=True)
+    lists = fields.List(fields.Dict(), required=True)
+    recent_publishes = fields.List(fields.Dict(), required=True)
+    open_disputes = fields.List(fields.Dict(), required=True)
+    overrides = fields.List(fields.Dict(), required=True)
+
+
 class HeldSchema(Schema):
     numbers = fields.List(fields.Nested(ReputationSchema), required=True)
 

@@ -65,6 +65,12 @@ class NumberQuerySchema(Strict):
     region = fields.String(validate=[validate.Length(equal=2), _known_region])
 
 
+class StatsQuerySchema(Strict):
+    from_ = fields.String(data_key="from", attribute="from", validate=validate.Length(equal=10),
+                          metadata={"description": "first day, YYYY-MM-DD (UTC); default 30 days before `to`"})
+    to = fields.String(validate=validate.Length(equal=10), metadata={"description": "last day, YYYY-MM-DD (UTC)"})
+
+
 class FeedQuerySchema(Strict):
     cursor = fields.String(validate=validate.Length(max=8192))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))

@@ -5,6 +5,8 @@
 -- KEYS[6] the bucket's prefix index set for this number (private lookup by hash prefix)
 -- KEYS[7] the bucket's set of numbers the burst guard holds
 -- KEYS[8] the HyperLogLog of devices that had a conversation with the number
+-- KEYS[9] the bucket's statistics of the vote's day (reports, per tag)
+-- KEYS[10] the bucket's most reported numbers (zset: number -> reporters, from TOP_MIN on)
 -- ARGV[1]  mode: vote | withdraw | reweigh (the voter's vote, at weight ARGV[12]) | eval
 --          (re-evaluate only: the decay sweep) | override (ARGV[10]: 1 allow, 2 block, ''
 --          clear) | dispute (ARGV[10]: 1 open, '' closed) | release (end a burst hold)
@@ -16,8 +18,9 @@
 -- ARGV[10] the override or dispute flag    ARGV[11] the number's digits, its prefix-index member
 -- ARGV[12] the voter's weight, percent     ARGV[13] the voter's network (16 bits, 0 = none)
 -- ARGV[14] 1 when the voter is a fresh device the burst guard watches, else 0
--- (HALF_LIFE, BLOCK_MIN, BLOCK_SCORE, KINDS, NTAGS, BURST_MIN and BURST_WINDOW are set by
--- the header CallMark prepends from its settings; see blocklist/store.py.)
+-- (HALF_LIFE, BLOCK_MIN, BLOCK_SCORE, KINDS, NTAGS, BURST_MIN, BURST_WINDOW, TALK_SHARE,
+-- TALK_CAP, STATS_DAYS and TOP_MIN are set by the header CallMark prepends from its
+-- settings and constants; see blocklist/store.py.)
 -- Returns {outcome, verdict code, label index, changed (0/1)}; outcome is one of
 -- new | retag | duplicate | replay | withdrawn | absent | reweighed | evaluated | override
 -- | dispute | release.
@@ -111,6 +114,9 @@ if mode == 'vote' then
     end
     local minute = math.floor(now / 60)
     local vote = pack_vote(minute, tag, weight, net)
+    redis.call('HINCRBY', KEYS[9], 'n', 1)
+    redis.call('HINCRBY', KEYS[9], 't' .. tag, 1)
+    redis.call('EXPIRE', KEYS[9], STATS_DAYS * 86400)
     apply(vote, 1)
     set(voter, string.format('%.0f', vote))
     if voter == DETECTOR then set('a', 1) end
@@ -169,6 +175,11 @@ elseif mode == 'withdraw' then
 end
 
 local verdict, label, total, score, ends = evaluate(reporters, scores, now, fields)
+if total >= TOP_MIN then
+  redis.call('ZADD', KEYS[10], total, number)
+elseif mode == 'withdraw' then
+  redis.call('ZREM', KEYS[10], number)
+end
 local state = verdict * 64 + label + 1
 if total == 0 and not fields.o and not fields.d then
   redis.call('DEL', key)
