@@ -25,6 +25,8 @@ def _secret(config: Config) -> bytes:
 
 def _limiter_storage(config: Config, client) -> str:
     """The rate limiter's storage URI: the same Redis (and database) as everything else."""
+    if config.redis_cluster:  # limits' cluster storage: the same nodes
+        return "redis+cluster://" + config.redis_url.split("://", 1)[1]
     kwargs = client.connection_pool.connection_kwargs
     if "path" in kwargs:  # a Unix socket: the embedded server, or a unix:// REDIS_URL
         return f"redis+unix://{kwargs['path']}?db={kwargs.get('db', 0)}"
@@ -49,13 +51,14 @@ def create_app(config: Config | None = None) -> Flask:
     from sync import api as sync_api
     from sync import cli as sync_cli
 
-    from . import api, cli, openapi, ratelimit
+    from . import admin, api, cli, openapi, ratelimit
     from .api import errors
 
     if config.trusted_proxies:  # the client address (rate limits, networks) from X-Forwarded-For
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.trusted_proxies)
     observability.init_app(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(admin.bp)
     openapi.init_app(app)
     ratelimit.init_app(app, _limiter_storage(config, client))
     sync_api.init_app(app)

@@ -81,6 +81,7 @@ class Config:
     """The service's settings. `Config.from_env()` reads them; tests build one directly."""
 
     redis_url: str | None = None  # REDIS_URL: external Redis; unset = embedded server
+    redis_cluster: bool = False  # CALLMARK_REDIS_CLUSTER: REDIS_URL names a seed node of a Redis Cluster
     redis_socket: str | None = None  # CALLMARK_REDIS_SOCKET: set by the launcher for its workers
     redis_timeout: float = 2.0  # CALLMARK_REDIS_TIMEOUT: seconds before a Redis call fails (503)
     data_dir: str = "./var"  # CALLMARK_DATA_DIR: embedded Redis data and generated secrets
@@ -140,6 +141,7 @@ class Config:
         config = cls(
             redis_url=redis_url,
             redis_socket=env.get("CALLMARK_REDIS_SOCKET") or None,
+            redis_cluster=bool(_flag(env, "CALLMARK_REDIS_CLUSTER")),
             redis_timeout=_float(env, "CALLMARK_REDIS_TIMEOUT", 2.0, 0.05),
             data_dir=env.get("CALLMARK_DATA_DIR") or "./var",
             profile=profile,
@@ -195,6 +197,8 @@ class Config:
         if self.profile not in PROFILES:
             raise ConfigError(f"CALLMARK_PROFILE must be one of {', '.join(PROFILES)}, got {self.profile!r}")
         self.rate_limits = {**RATE_LIMIT_DEFAULTS[self.profile], **self.rate_limits}
+        if self.redis_cluster and not self.redis_url:
+            raise ConfigError("CALLMARK_REDIS_CLUSTER needs REDIS_URL naming one node of the cluster")
         if self.log_format not in ("json", "text"):
             raise ConfigError(f"CALLMARK_LOG_FORMAT must be json or text, got {self.log_format!r}")
         guarded = self.profile == "production"

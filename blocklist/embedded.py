@@ -85,6 +85,13 @@ class EmbeddedRedis:
                 raise ConfigError(f"the embedded Redis did not start; its log ends with: {tail}")
             time.sleep(0.05)
         log.info("embedded Redis started in %s", self.data_dir)
+        # After a crash of the machine the AOF may end inside a transaction; Redis loads the
+        # whole ones but keeps the torn tail in the file, where later writes would complete it
+        # at the next start. Rewriting the AOF from what was loaded drops it.
+        try:
+            redis.Redis(unix_socket_path=self.socket, socket_timeout=2).bgrewriteaof()
+        except redis.ResponseError as exc:  # one is already running: it does the same
+            log.info("embedded Redis: %s", exc)
         atexit.register(self.stop)
 
     def stop(self) -> None:

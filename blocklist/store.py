@@ -8,6 +8,9 @@ from importlib import resources
 from typing import Any, Callable
 
 import redis
+from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
+from redis.retry import Retry
 
 from . import embedded, tags
 from .config import Config
@@ -20,13 +23,19 @@ TOP_MIN_REPORTERS = 5  # a number enters the most-reported ranking from this man
 
 
 def connect(config: Config) -> tuple[redis.Redis, "embedded.EmbeddedRedis | None"]:
-    """A client for the configured Redis; with no REDIS_URL, the embedded server's."""
+    """A client for the configured Redis; with no REDIS_URL, the embedded server's; with
+    CALLMARK_REDIS_CLUSTER, a cluster client that finds every node from REDIS_URL's."""
     options = dict(
         decode_responses=True,
         socket_timeout=config.redis_timeout,
         socket_connect_timeout=config.redis_timeout,
         health_check_interval=30,
     )
+    if config.redis_cluster:
+        return RedisCluster.from_url(config.redis_url, **options), None
+    # No retries: a Redis that does not answer makes a request fail (503) within the timeout,
+    # not after redis-py's default retries and backoff (seconds per request).
+    options["retry"] = Retry(NoBackoff(), 0)
     if config.redis_url:
         return redis.Redis.from_url(config.redis_url, **options), None
     if config.redis_socket:
@@ -75,8 +84,10 @@ class Store:
 
     @staticmethod
     def evalsha(pipe: "redis.client.Pipeline", script: "redis.commands.core.Script", keys: list, args: list) -> None:
-        """Queue a script on a pipeline by its SHA only; `pipelined` loads it if Redis lost it."""
-        pipe.evalsha(script.sha, len(keys), *keys, *args)
+        """Queue a script on a pipeline by its SHA only; `pipelined` loads it if Redis lost it.
+        (A plain command: redis-py's cluster pipeline refuses its `evalsha` helper, though the
+        cluster routes EVALSHA by its keys like any other command.)"""
+        pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
 
     def script(self, package: str, name: str) -> "redis.commands.core.Script":
         """A Lua script from `package`/lua/, registered once per store."""
@@ -103,9 +114,14 @@ class Store:
             f"local TOP_MIN = {TOP_MIN_REPORTERS}\n"
         )
         shared = header + _lua("verdict.lua")
-        pool = client.connection_pool
-        binary = redis.Redis(connection_pool=redis.ConnectionPool(
-            connection_class=pool.connection_class, **{**pool.connection_kwargs, "decode_responses": False}))
+        if isinstance(client, RedisCluster):
+            binary = RedisCluster.from_url(config.redis_url, decode_responses=False,
+                                           socket_timeout=config.redis_timeout,
+                                           socket_connect_timeout=config.redis_timeout)
+        else:
+            pool = client.connection_pool
+            binary = redis.Redis(connection_pool=redis.ConnectionPool(
+                connection_class=pool.connection_class, **{**pool.connection_kwargs, "decode_responses": False}))
         return cls(
             redis=client,
             binary=binary,

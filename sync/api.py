@@ -65,6 +65,8 @@ def _consistent(name: str, key: str) -> tuple[dict[str, str], bytes | None]:
     pipe.hgetall(_store().keys.list_state(name))
     pipe.get(key)
     raw, body = pipe.execute()
+    if isinstance(raw, list):  # redis-py's cluster transactions return HGETALL unparsed: a flat list
+        raw = dict(zip(raw[::2], raw[1::2]))
     return {k.decode(): v.decode() for k, v in raw.items()}, body
 
 

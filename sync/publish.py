@@ -285,7 +285,8 @@ def _deltas(store: Store, name: str, history: list[list[int]], old_bits: bitarra
         return {}
     step = delta.diff_positions(old_bits, bits)
     previous = to_version - 1
-    stored = store.binary.mget([keys.list_delta(name, v) for v, _ in history if v != previous]) if history else []
+    older = [keys.list_delta(name, v) for v, _ in history if v != previous]
+    stored = store.binary.mget(older) if older else []
     out: dict[str, bytes] = {}
     bodies = iter(stored)
     for v, _ in history:

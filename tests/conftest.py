@@ -1,4 +1,5 @@
-"""Fixtures: a real Redis (REDIS_URL, else the embedded server), clean for every test."""
+"""Fixtures: a real Redis (REDIS_URL, else the embedded server; with CALLMARK_TEST_CLUSTER=1 a
+3-master Redis Cluster started for the run), clean for every test."""
 from __future__ import annotations
 
 import os
@@ -9,6 +10,7 @@ from urllib.parse import urlparse
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 from blocklist import create_app
 from blocklist.config import Config
@@ -33,8 +35,17 @@ class Clock:
         self.now += days * 86400 + seconds
 
 
+ON_CLUSTER = os.environ.get("CALLMARK_TEST_CLUSTER") == "1"
+
+
 @pytest.fixture(scope="session")
 def redis_url():
+    if ON_CLUSTER:
+        from tests.cluster import cluster
+
+        with cluster() as url:
+            yield url
+        return
     url = os.environ.get("REDIS_URL")
     if url:
         if urlparse(url).path.strip("/") == "" and "db=" not in url:
@@ -52,6 +63,13 @@ def redis_url():
 
 @pytest.fixture
 def redis_client(redis_url):
+    if ON_CLUSTER:
+        client = RedisCluster.from_url(redis_url, decode_responses=True)
+        client.flushdb(target_nodes=RedisCluster.PRIMARIES)
+        yield client
+        client.flushdb(target_nodes=RedisCluster.PRIMARIES)
+        client.close()
+        return
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     client.flushdb()
     yield client
@@ -72,7 +90,7 @@ def clock() -> Clock:
 @pytest.fixture
 def config(redis_url, redis_client, clock, secret_key, tmp_path) -> Config:
     return Config(redis_url=redis_url, profile="development", secret_key=secret_key,
-                  data_dir=str(tmp_path), clock=clock, list_min_capacity=SMALL_CAPACITY)
+                  data_dir=str(tmp_path), clock=clock, list_min_capacity=SMALL_CAPACITY, redis_cluster=ON_CLUSTER)
 
 
 @pytest.fixture

@@ -119,7 +119,7 @@ def test_readyz_waits_for_the_lists_and_then_answers_ready(client, store, signer
 
 
 def test_readyz_and_healthz_say_when_redis_does_not_answer(config):
-    config.redis_url = "redis://127.0.0.1:1/0"
+    config.redis_url, config.redis_cluster = "redis://127.0.0.1:1/0", False
     config.redis_timeout = 0.2
     client = create_app(config).test_client()
     assert_error(client.get("/healthz"), 503, "store_unavailable")

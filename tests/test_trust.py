@@ -138,7 +138,7 @@ def test_networks_are_stored_only_as_keyed_hashes(client, store, redis_client):
         report(client, register(client, address), address=address)
     fields = redis_client.hkeys(store.keys.number(NUMBER))
     assert len([f for f in fields if len(f) == 5 and f.startswith("n")]) == 2  # two networks counted
-    assert redis_client.keys("cm:netreg:*")  # registrations counted per network
+    assert list(redis_client.scan_iter(match="cm:netreg:*"))  # registrations counted per network
     stored = repr(redis_state(redis_client))  # every key and value but rate-limit counters
     for text in ("203.0.113", "2001:db8", "2001:0db8", "/24", "/48"):
         assert text not in stored
@@ -270,7 +270,7 @@ def test_a_burst_registered_device_reports_at_burst_weight(client, store):
 @BURST
 def test_the_registration_count_expires_within_the_hour(client, store, redis_client):
     burst_from(client)
-    [counter] = redis_client.keys("cm:netreg:*")
+    [counter] = list(redis_client.scan_iter(match="cm:netreg:*"))
     assert 0 < redis_client.ttl(counter) <= trust.REGISTRATION_WINDOW
     redis_client.pexpire(counter, 1)  # the hour is over
     time.sleep(0.01)
@@ -280,7 +280,7 @@ def test_the_registration_count_expires_within_the_hour(client, store, redis_cli
 @BURST
 def test_a_registration_does_not_extend_its_networks_hour(client, redis_client):
     register(client, "203.0.113.10")
-    [counter] = redis_client.keys("cm:netreg:*")
+    [counter] = list(redis_client.scan_iter(match="cm:netreg:*"))
     redis_client.expire(counter, 5)  # 59 minutes 55 seconds of the hour have passed
     register(client, "203.0.113.11")
     assert redis_client.ttl(counter) <= 5
@@ -359,7 +359,7 @@ def test_a_vote_cast_with_a_stale_weight_is_corrected_by_the_next_review(client,
 
 def trust_traces(redis_client, store, headers) -> list:
     due = redis_client.zscore(store.keys.trust_due(), device_id(headers))
-    return redis_client.keys("cm:dt:*") + ([] if due is None else ["cm:trust:due member"])
+    return list(redis_client.scan_iter(match="cm:dt:*")) + ([] if due is None else ["cm:trust:due member"])
 
 
 def test_erasing_a_device_leaves_no_trust_keys(client, store, redis_client):
