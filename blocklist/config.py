@@ -104,6 +104,7 @@ class Config:
     list_min_capacity: int = 100_000  # CALLMARK_LIST_MIN_CAPACITY: smallest Bloom-filter capacity
     list_headroom: float = 1.25  # CALLMARK_LIST_HEADROOM: capacity = count x this, at least the minimum
     list_error_rate: float = 0.001  # CALLMARK_LIST_ERROR_RATE: false-positive rate of the lists
+    publish_lock_seconds: int = 30  # CALLMARK_PUBLISH_LOCK_SECONDS: a dead publisher's lock frees after this
     publish_interval: int = 300  # CALLMARK_PUBLISH_INTERVAL: seconds between scheduled publishes (0 = off)
     delta_retention: int = 60  # CALLMARK_DELTA_RETENTION: versions a delta can start from
     delta_retention_days: int = 30  # CALLMARK_DELTA_RETENTION_DAYS: and how old they may be
@@ -164,6 +165,7 @@ class Config:
             list_headroom=_float(env, "CALLMARK_LIST_HEADROOM", 1.25, 1.0),
             list_error_rate=_float(env, "CALLMARK_LIST_ERROR_RATE", 0.001, 0.0001),
             publish_interval=_int(env, "CALLMARK_PUBLISH_INTERVAL", 300, 0),
+            publish_lock_seconds=_int(env, "CALLMARK_PUBLISH_LOCK_SECONDS", 30, 3),
             delta_retention=_int(env, "CALLMARK_DELTA_RETENTION", 60, 1),
             delta_retention_days=_int(env, "CALLMARK_DELTA_RETENTION_DAYS", 30, 1),
             signing_key=env.get("CALLMARK_SIGNING_KEY") or None,

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,8 +24,7 @@ import numpy as np
 import redis
 from bitarray import bitarray
 
-from blocklist import changelog, feed, observability, reputation
-from blocklist import lists
+from blocklist import changelog, feed, lists, observability, reputation
 from blocklist.lists import LIST_RULES
 from blocklist.store import Store
 
@@ -33,7 +33,6 @@ from .signing import SigningKey
 
 log = logging.getLogger(__name__)
 
-LOCK_SECONDS = 900  # a publisher that dies releases the lock by expiry after this long
 LOCK_POLL = 0.2  # seconds between attempts when waiting for the lock
 CHANGES_PAGE = 10_000  # change-log entries read per round trip
 MEMBERS_PAGE = 10_000  # members read per SSCAN step when rebuilding
@@ -82,7 +81,7 @@ def acquire(store: Store, wait: float | None) -> tuple[str, int] | None:
     """Take the publish lock: (lock value, fencing token), or None if `wait` ran out."""
     value = secrets.token_hex(16)
     deadline = None if wait is None else time.monotonic() + wait
-    while not store.redis.set(store.keys.publish_lock(), value, nx=True, ex=LOCK_SECONDS):
+    while not store.redis.set(store.keys.publish_lock(), value, nx=True, ex=store.config.publish_lock_seconds):
         if deadline is not None and time.monotonic() >= deadline:
             return None
         time.sleep(LOCK_POLL)
@@ -100,6 +99,40 @@ def release(store: Store, value: str) -> None:
     store.redis.eval(_RELEASE, 1, store.keys.publish_lock(), value)
 
 
+_RENEW = """
+-- KEYS[1] the lock; ARGV[1] the value this holder set; ARGV[2] its new lifetime in ms.
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+
+class _Renewal:
+    """Keeps the lock alive while its holder works, so a long publish keeps it and a killed
+    publisher loses it within one lock lifetime. (If renewal fails and the lock passes to
+    another publisher, the fencing token refuses this one's commit.)"""
+
+    def __init__(self, store: Store, value: str):
+        self.store, self.value = store, value
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="publish-lock", daemon=True)
+
+    def _run(self) -> None:
+        seconds = self.store.config.publish_lock_seconds
+        while not self.stop.wait(seconds / 3):
+            try:
+                self.store.redis.eval(_RENEW, 1, self.store.keys.publish_lock(), self.value, int(seconds * 1000))
+            except redis.RedisError as exc:
+                log.warning("could not renew the publish lock: %s", exc.__class__.__name__)
+
+    def __enter__(self) -> "_Renewal":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
 # --- publishing -------------------------------------------------------------------------
 
 def publish(store: Store, signer: SigningKey, wait: float | None = 0.0) -> list[Published] | None:
@@ -109,9 +142,10 @@ def publish(store: Store, signer: SigningKey, wait: float | None = 0.0) -> list[
         return None
     value, fence = held
     try:
-        reputation.sweep(store)
-        # ranges come last: they are derived from the spam list as just published
-        return [_timed(store, signer, name, fence) for name in lists.PUBLISHED]
+        with _Renewal(store, value):
+            reputation.sweep(store)
+            # ranges come last: they are derived from the spam list as just published
+            return [_timed(store, signer, name, fence) for name in lists.PUBLISHED]
     finally:
         release(store, value)
 
