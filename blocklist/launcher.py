@@ -77,10 +77,11 @@ def serve(app: Flask) -> None:
             **({"logger_class": observability.GunicornJsonLogger} if config.log_format == "json" else {}),
         }).run()
     finally:
-        if os.environ.get("CALLMARK_OWN_METRICS_DIR") and os.environ.get(METRICS_ENV):
-            shutil.rmtree(os.environ[METRICS_ENV], ignore_errors=True)
         if scheduler is not None:
             scheduler.terminate()
             scheduler.wait(10)
         if server is not None:
             server.stop()
+        # last: until the scheduler has stopped it may still write its metrics there
+        if os.environ.get("CALLMARK_OWN_METRICS_DIR") and os.environ.get(METRICS_ENV):
+            shutil.rmtree(os.environ[METRICS_ENV], ignore_errors=True)
