@@ -1,6 +1,12 @@
 """Helpers shared by the tests."""
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+from werkzeug.serving import make_server
+
 
 SMALL_CAPACITY = 1000  # the tests' list capacity: lists this small publish in milliseconds
 RATE_LIMIT_KEYS = "cm:rl:"  # counters that every request moves, rejected ones included
@@ -36,3 +42,17 @@ def assert_error(response, status: int, *codes: str) -> dict:
     assert isinstance(body["error"]["details"], dict)
     assert "Traceback" not in response.get_data(as_text=True)
     return body["error"]
+
+
+@contextmanager
+def serve(wsgi_app) -> Iterator[str]:
+    """Run a WSGI app on a free local port in a thread; yield its base URL."""
+    server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()

@@ -12,7 +12,7 @@ import pytest
 
 from blocklist import apikeys, importer, moderation, stats
 from tests.test_admin import FTC_FILE, NUMBER
-from tests.test_sync_client import serve
+from tests.support import serve
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 from selenium.webdriver.common.by import By  # noqa: E402

@@ -1,16 +1,12 @@
 """The ring-once detector (POST /v1/calls) and the `allow` and `ranges` lists, on a real Redis."""
 
-import threading
-from contextlib import contextmanager
-
 import pytest
-from werkzeug.serving import make_server
 
 from blocklist import apikeys, create_app, lists
 from blocklist.reputation import Vote, cast_votes, withdraw_vote
 from sync import publish
 from sync.client import Client, lookup
-from tests.support import assert_error, redis_state
+from tests.support import assert_error, redis_state, serve
 
 NUMBER = "+8613800138000"
 BLOCK = [f"+86138001380{i:02d}" for i in range(4)]  # four consecutive numbers: one block of 10
@@ -51,19 +47,6 @@ def votes(store, numbers, tag="loan", voters="v") -> None:
 
 def members(store, name) -> set[str]:
     return store.redis.smembers(store.keys.list_members(name))
-
-
-@contextmanager
-def serve(wsgi_app):
-    server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
 
 
 def sync_phone(url, folder) -> None:

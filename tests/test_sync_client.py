@@ -7,13 +7,10 @@ import os
 import random
 import subprocess
 import sys
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import pytest
-from werkzeug.serving import make_server
 
 from blocklist import create_app
 from blocklist.reputation import lookup as reputation
@@ -21,6 +18,7 @@ from blocklist.reputation import withdraw_vote
 from sync import bloom, publish, signing
 from sync.__main__ import main
 from sync.client import KEYS_FILE, Client, SyncError, list_path, lookup, read_state
+from tests.support import serve
 from tests.test_sync_publish import (
     block,
     expire_blocks,
@@ -33,20 +31,6 @@ from tests.test_sync_publish import (
 
 REPO = Path(__file__).resolve().parent.parent
 FAST_RETRIES = {"attempts": 3, "backoff": 0.01}  # keeps failing-server tests quick
-
-
-@contextmanager
-def serve(wsgi_app) -> Iterator[str]:
-    """Run a WSGI app on a free local port in a thread; yield its base URL."""
-    server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
 
 
 class Failing:
