@@ -25,7 +25,6 @@ Final line: load_req_per_s=<n> p50_ms=<x> p99_ms=<y> errors=<k>
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import random
@@ -424,7 +423,7 @@ def main() -> None:
         print(line(f"GET /healthz alone (round {i})", h))
     print(line("mixed day", mix))
     answered = sum(mix["got"].values())
-    print(f"    by class (sent by the script; answered, by status):")
+    print("    by class (sent by the script; answered, by status):")
     for name, share in MIX:
         sent = mix["sent"].get(name, 0)
         got = {k: v for k, v in mix["got"].items() if k.startswith(name + "_")}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 import secrets
 from functools import wraps
@@ -22,7 +21,6 @@ from marshmallow import ValidationError
 from . import apikeys, moderation, stats
 from .api.schemas import ResolveSchema
 from .errors import CallMarkError, Forbidden, Unauthorized, ValidationFailed
-from .keys import PREFIX
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -36,11 +34,6 @@ DAY_CHART = (720, 160)  # width and height of the reports-per-day bars
 SHARE_CHART = (720, 24, 300)  # width, row height, label column of the tag-share bars
 
 
-def session_key(session_id: str) -> str:
-    """Hash: an admin session (key name, scope, key hash, CSRF token, flash message)."""
-    return f"{PREFIX}:admin:session:{session_id}"
-
-
 def _store():
     return current_app.extensions["callmark"]
 
@@ -51,12 +44,6 @@ def _login_token(value: str) -> str:
 
 def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
-
-
-def _key_record(name: str) -> dict[str, Any] | None:
-    """The stored record (scope, keyed hash) of the API key named `name`, if it still exists."""
-    raw = _store().redis.hget(_store().keys.api_keys(), name)
-    return json.loads(raw) if raw else None
 
 
 def _set_cookie(response: Response, name: str, value: str, max_age: int | None) -> None:
@@ -72,11 +59,12 @@ def load_session() -> None:
     session_id = request.cookies.get(COOKIE, "")
     if not TOKEN.match(session_id):
         return
-    store, key = _store(), session_key(session_id)
+    store = _store()
+    key = store.keys.admin_session(session_id)
     session = store.redis.hgetall(key)
     if not session:
         return
-    record = _key_record(session["name"])
+    record = apikeys.record(_store(), session["name"])
     if record is None or record["hash"] != session["key_hash"] or record["scope"] != "admin":
         store.redis.delete(key)  # the key was revoked (or its name reused): the session ends
         return
@@ -138,16 +126,16 @@ def login():
         return _login_page("That is not a valid API key.", 401)
     except Forbidden:
         return _login_page("That key has no admin scope.", 403)
-    record = _key_record(api_key.name)
+    record = apikeys.record(_store(), api_key.name)
     if record is None:  # revoked in between
         return _login_page("That is not a valid API key.", 401)
     if g.admin:  # a fresh id on every login: an old session never carries over
-        store.redis.delete(session_key(g.admin["id"]))
+        store.redis.delete(store.keys.admin_session(g.admin["id"]))
     session_id = secrets.token_urlsafe(32)
     pipe = store.redis.pipeline(transaction=True)
-    pipe.hset(session_key(session_id), mapping={"name": api_key.name, "scope": api_key.scope,
+    pipe.hset(_store().keys.admin_session(session_id), mapping={"name": api_key.name, "scope": api_key.scope,
                                                 "key_hash": record["hash"], "csrf": secrets.token_urlsafe(32)})
-    pipe.expire(session_key(session_id), SESSION_TTL)
+    pipe.expire(_store().keys.admin_session(session_id), SESSION_TTL)
     pipe.execute()
     response = redirect(url_for("admin.dashboard"), 303)
     _set_cookie(response, COOKIE, session_id, None)
@@ -158,7 +146,7 @@ def login():
 @bp.post("/logout")
 @session_required
 def logout():
-    _store().redis.delete(session_key(g.admin["id"]))
+    _store().redis.delete(_store().keys.admin_session(g.admin["id"]))
     response = redirect(url_for("admin.dashboard"), 303)
     response.delete_cookie(COOKIE, path="/admin", httponly=True, samesite="Strict", secure=request.is_secure)
     return response
@@ -176,7 +164,7 @@ def dashboard():
         summary = stats.summary(store)
     flash = g.admin.get("flash")
     if flash:
-        store.redis.hdel(session_key(g.admin["id"]), "flash")
+        store.redis.hdel(store.keys.admin_session(g.admin["id"]), "flash")
     html = render_template("admin/dashboard.html", s=summary, error=error, flash=flash, admin=g.admin,
                            days=day_bars(summary["reports_per_day"]), shares=share_bars(summary["tag_shares"]),
                            day_chart=DAY_CHART, share_chart=SHARE_CHART)
@@ -197,7 +185,7 @@ def resolve_dispute(dispute_id: str):
         flash = "Not resolved: " + "; ".join(f"{field} {' '.join(msgs)}" for field, msgs in exc.messages.items())
     except CallMarkError as exc:
         flash = f"Not resolved: {exc.message}"
-    _store().redis.hset(session_key(g.admin["id"]), "flash", flash)
+    _store().redis.hset(_store().keys.admin_session(g.admin["id"]), "flash", flash)
     period = {k: v for k in ("from", "to") if (v := request.form.get(k))}
     return redirect(url_for("admin.dashboard", **period), 303)
 

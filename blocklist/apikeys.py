@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from typing import Any
 import re
 import secrets
 import time
@@ -61,12 +62,18 @@ def list_keys(store: Store) -> list[dict]:
     return out
 
 
-def revoke(store: Store, name: str) -> None:
+def record(store: Store, name: str) -> dict[str, Any] | None:
+    """The stored record of the key named `name` (scope, keyed hash, ...), or None."""
     raw = store.redis.hget(store.keys.api_keys(), name)
-    if raw is None:
+    return json.loads(raw) if raw else None
+
+
+def revoke(store: Store, name: str) -> None:
+    stored = record(store, name)
+    if stored is None:
         raise NotFound(f"no API key named {name!r}")
     pipe = store.redis.pipeline(transaction=False)
-    pipe.delete(store.keys.api_key_lookup(json.loads(raw)["hash"]))
+    pipe.delete(store.keys.api_key_lookup(stored["hash"]))
     pipe.hdel(store.keys.api_keys(), name)
     pipe.hdel(store.keys.api_keys_used(), name)
     pipe.execute()

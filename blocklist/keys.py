@@ -62,6 +62,10 @@ class Keys:
         """A bucket's numbers with many reporters: number -> reporters."""
         return f"{PREFIX}:top:{{b{bucket}}}"
 
+    def admin_session(self, session_id: str) -> str:
+        """Hash: an /admin session (key name, scope, key hash, CSRF token, flash message)."""
+        return f"{PREFIX}:admin:session:{session_id}"
+
     def publishes(self) -> str:
         """Stream of recent publishes, for operators."""
         return f"{PREFIX}:publishes"

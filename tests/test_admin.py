@@ -8,7 +8,10 @@ import re
 import pytest
 
 from blocklist import admin, apikeys, importer, moderation, stats
+from blocklist.keys import Keys
 from tests.support import redis_state
+
+SESSIONS = Keys(1)  # key names of admin sessions (they do not depend on the buckets)
 
 FTC_FILE = "dnc-reported-calls-2021-07-07.csv"  # one of the daily files
 NUMBER = "+8613800138000"
@@ -80,9 +83,9 @@ def test_login_with_an_admin_key_sets_only_a_random_session_cookie(client, admin
     assert "Secure" not in session_cookie  # plain http here; see the https test
     sid = session_id(client)
     assert admin.TOKEN.match(sid)
-    stored = redis_client.hgetall(admin.session_key(sid))
+    stored = redis_client.hgetall(SESSIONS.admin_session(sid))
     assert stored["name"] == "ops-admin" and stored["scope"] == "admin" and len(stored["csrf"]) >= 32
-    assert 0 < redis_client.ttl(admin.session_key(sid)) <= admin.SESSION_TTL
+    assert 0 < redis_client.ttl(SESSIONS.admin_session(sid)) <= admin.SESSION_TTL
     dashboard = page(client)
     assert "Open disputes" in dashboard and "ops-admin" in dashboard
     secret_part = admin_key.removeprefix(apikeys.KEY_TEXT_PREFIX)
@@ -157,7 +160,7 @@ def test_every_admin_answer_carries_the_security_headers(browser, client):
 
 
 def test_a_request_refreshes_the_session_lifetime(browser, client, redis_client):
-    key = admin.session_key(session_id(client))
+    key = SESSIONS.admin_session(session_id(client))
     redis_client.expire(key, 60)
     page(client)
     assert redis_client.ttl(key) > admin.SESSION_TTL - 60
@@ -251,7 +254,7 @@ def test_logout_ends_the_session(browser, client, dispute, store, redis_client):
     sid, token = session_id(client), csrf_of(page(client))
     response = client.post("/admin/logout", data={"csrf_token": token})
     assert response.status_code == 303
-    assert not redis_client.exists(admin.session_key(sid)) and session_id(client) is None
+    assert not redis_client.exists(SESSIONS.admin_session(sid)) and session_id(client) is None
     client.set_cookie(admin.COOKIE, sid, path="/admin")  # the old cookie, kept by someone
     assert is_login_form(page(client))
     assert resolve(client, dispute, csrf_token=token, override="allow", note="x").status_code == 401
@@ -261,14 +264,14 @@ def test_logout_ends_the_session(browser, client, dispute, store, redis_client):
 def test_logout_needs_the_csrf_token(browser, client, redis_client):
     sid = session_id(client)
     assert client.post("/admin/logout").status_code == 403
-    assert redis_client.exists(admin.session_key(sid))
+    assert redis_client.exists(SESSIONS.admin_session(sid))
 
 
 def test_a_revoked_keys_session_stops_working(browser, client, store, redis_client):
     sid = session_id(client)
     apikeys.revoke(store, "ops-admin")
     assert is_login_form(page(client))
-    assert not redis_client.exists(admin.session_key(sid))
+    assert not redis_client.exists(SESSIONS.admin_session(sid))
 
 
 def test_a_new_key_under_a_revoked_name_does_not_revive_old_sessions(browser, client, store):
