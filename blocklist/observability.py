@@ -32,7 +32,8 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 REQUESTS = Counter("callmark_http_requests_total", "HTTP requests answered", ["route", "method", "status"])
-LATENCY = Histogram("callmark_http_request_duration_seconds", "Time to answer an HTTP request", ["route", "method"],
+LATENCY = Histogram("callmark_http_request_duration_seconds", "Time to answer an HTTP request",
+                    ["route", "method", "status"],
                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 REPORTS = Counter("callmark_reports_total", "Reports by outcome (accepted, duplicate, rejected) and reason",
                   ["outcome", "reason"])
@@ -105,7 +106,7 @@ def init_app(app: Flask) -> None:
         route = request.url_rule.rule if request.url_rule else "unmatched"
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         REQUESTS.labels(route, request.method, str(response.status_code)).inc()
-        LATENCY.labels(route, request.method).observe(elapsed)
+        LATENCY.labels(route, request.method, str(response.status_code)).observe(elapsed)
         if response.status_code == 503:
             REDIS_ERRORS.inc()
         response.headers["X-Request-Id"] = g.get("request_id", "")
