@@ -100,6 +100,11 @@ class Keys:
         """SCAN pattern of every report_id record (benchmarks and maintenance only)."""
         return f"{PREFIX}:rid:*"
 
+    def erased_voter(self, bucket: int, voter: str) -> str:
+        """String with a lifetime: an erased device's voter field in one bucket; the report
+        script refuses its votes there (a vote in flight while the device is erased)."""
+        return f"{PREFIX}:gone:{{b{bucket}}}:{voter}"
+
     def device_votes(self, device_id: str) -> str:
         """Set: the numbers a device has voted on (digits), so erasing it finds its votes."""
         return f"{PREFIX}:dv:{{d{device_id}}}"
