@@ -1,6 +1,7 @@
 """Every setting CallMark reads, named once, with its default and meaning."""
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -10,30 +11,52 @@ from limits import parse_many
 from .errors import ConfigError
 
 PROFILES = ("development", "production")
+# Production: fresh devices alone block only past 20 on distinct networks, aged devices
+# without standing from 10 on; devices with standing (and imports) from BLOCK_MIN on.
+FRESH_REPORTERS_TO_BLOCK = 21
+AGED_REPORTERS_TO_BLOCK = 10
 
 # Per profile: production fits real phones and vendors; development keeps demos and
 # black-box tests from one address unthrottled.
 RATE_LIMIT_DEFAULTS = {
     "production": {
         "registration": "20/hour;100/day",  # per client address
-        "reports": "60/minute;300/hour;1000/day",  # per device token (a batch counts once)
+        "registration_network": "60/hour;300/day",  # per client network (CALLMARK_NETWORK_PREFIX_V4/_V6)
+        "reports": "60/minute;300/hour;1000/day",  # per device token; every item of a batch counts
         "lookups": "120/minute;5000/day",  # per device token or API key
+        "lookups_network": "600/minute;20000/day",  # device lookups per client network
+        "lookups_fresh": "30/minute;200/day",  # per device younger than CALLMARK_FRESH_DEVICE_DAYS
         "calls": "60/minute;2000/day",  # call events per device token
+        "erasure": "5/minute;20/day",  # DELETE /v1/devices/me per device token
+        "disputes": "5/day",  # per device token
+        "disputes_network": "20/day",  # per client network
         "feed": "20/second",  # per API key
     },
     "development": {
         "registration": "5000/minute",
+        "registration_network": "5000/minute",
         "reports": "50000/minute",
         "lookups": "50000/minute",
+        "lookups_network": "50000/minute",
+        "lookups_fresh": "50000/minute",
         "calls": "50000/minute",
+        "erasure": "5000/minute",
+        "disputes": "5000/minute",
+        "disputes_network": "5000/minute",
         "feed": "200/second",
     },
 }
 RATE_LIMIT_SETTINGS = {  # limit name -> environment variable that overrides it
     "registration": "CALLMARK_RATE_LIMIT_REGISTRATION",
+    "registration_network": "CALLMARK_RATE_LIMIT_REGISTRATION_NETWORK",
     "reports": "CALLMARK_RATE_LIMIT_REPORTS",
     "lookups": "CALLMARK_RATE_LIMIT_LOOKUPS",
+    "lookups_network": "CALLMARK_RATE_LIMIT_LOOKUPS_NETWORK",
+    "lookups_fresh": "CALLMARK_RATE_LIMIT_LOOKUPS_FRESH",
     "calls": "CALLMARK_RATE_LIMIT_CALLS",
+    "erasure": "CALLMARK_RATE_LIMIT_ERASURE",
+    "disputes": "CALLMARK_RATE_LIMIT_DISPUTES",
+    "disputes_network": "CALLMARK_RATE_LIMIT_DISPUTES_NETWORK",
     "feed": "CALLMARK_RATE_LIMIT_FEED",
 }
 
@@ -101,6 +124,7 @@ class Config:
     sweep_interval: int = 60  # CALLMARK_SWEEP_INTERVAL: seconds between decay sweeps (0 = off)
     log_level: str = "INFO"  # CALLMARK_LOG_LEVEL
     log_format: str = "json"  # CALLMARK_LOG_FORMAT: json | text
+    metrics_token: str | None = None  # CALLMARK_METRICS_TOKEN: /metrics wants it as a bearer token; unset = open
     list_min_capacity: int = 100_000  # CALLMARK_LIST_MIN_CAPACITY: smallest Bloom-filter capacity
     list_headroom: float = 1.25  # CALLMARK_LIST_HEADROOM: capacity = count x this, at least the minimum
     list_error_rate: float = 0.001  # CALLMARK_LIST_ERROR_RATE: false-positive rate of the lists
@@ -123,6 +147,11 @@ class Config:
     network_burst_devices: int = 5  # CALLMARK_NETWORK_BURST_DEVICES: registrations per network per hour at full weight
     burst_device_weight: int = 10  # CALLMARK_BURST_DEVICE_WEIGHT: percent weight of devices past that
     human_daily_tags: int = 100  # CALLMARK_HUMAN_DAILY_TAGS: tags a day beyond which a device weighs nothing
+    # Reporters on distinct networks a block needs when all are fresh devices, or aged devices
+    # without standing (docs/REPUTATION.md); None = the profile's default.
+    fresh_reporters_to_block: int | None = None  # CALLMARK_FRESH_REPORTERS_TO_BLOCK
+    aged_reporters_to_block: int | None = None  # CALLMARK_AGED_REPORTERS_TO_BLOCK
+    standing_min_numbers: int = 2  # CALLMARK_STANDING_MIN_NUMBERS: early right tags that earn standing
     ring_once_devices: int = 3  # CALLMARK_RING_ONCE_DEVICES: distinct devices that must see ring-once calls
     ring_once_seconds: float = 3.0  # CALLMARK_RING_ONCE_SECONDS: an unanswered ring shorter than this
     ring_once_window_minutes: int = 60  # CALLMARK_RING_ONCE_WINDOW_MINUTES: ... within this window
@@ -131,6 +160,10 @@ class Config:
     talker_cap: int = 20  # CALLMARK_TALKER_CAP: ... but never more than this many to block
     talker_days: int = 180  # CALLMARK_TALKER_DAYS: a number's conversations are counted this long after the last
     trusted_proxies: int = 0  # CALLMARK_TRUSTED_PROXIES: proxies whose X-Forwarded-For is believed
+    # CALLMARK_FORWARDED_ALLOW_IPS: addresses (or *) whose X-Forwarded-Proto gunicorn believes;
+    # None = 127.0.0.1 and ::1 when trusted_proxies > 0, else none
+    forwarded_allow_ips: str | None = None
+    start_wait: float = 60.0  # CALLMARK_START_WAIT: seconds python app.py waits for an earlier one on its data folder
     rate_limits: dict[str, str] = field(default_factory=dict)  # CALLMARK_RATE_LIMIT_*: see ratelimit.py
     clock: Callable[[], float] | None = field(default=None, repr=False)  # tests inject time
 
@@ -161,6 +194,7 @@ class Config:
             sweep_interval=_int(env, "CALLMARK_SWEEP_INTERVAL", 60, 0),
             log_level=(env.get("CALLMARK_LOG_LEVEL") or "INFO").upper(),
             log_format=(env.get("CALLMARK_LOG_FORMAT") or "json").lower(),
+            metrics_token=env.get("CALLMARK_METRICS_TOKEN") or None,
             list_min_capacity=_int(env, "CALLMARK_LIST_MIN_CAPACITY", 100_000, 1),
             list_headroom=_float(env, "CALLMARK_LIST_HEADROOM", 1.25, 1.0),
             list_error_rate=_float(env, "CALLMARK_LIST_ERROR_RATE", 0.001, 0.0001),
@@ -183,6 +217,11 @@ class Config:
         config.network_burst_devices = _int(env, "CALLMARK_NETWORK_BURST_DEVICES", 5, 1)
         config.burst_device_weight = _int(env, "CALLMARK_BURST_DEVICE_WEIGHT", 10, 0)
         config.human_daily_tags = _int(env, "CALLMARK_HUMAN_DAILY_TAGS", 100, 1)
+        if env.get("CALLMARK_FRESH_REPORTERS_TO_BLOCK"):
+            config.fresh_reporters_to_block = _int(env, "CALLMARK_FRESH_REPORTERS_TO_BLOCK", 0, 1)
+        if env.get("CALLMARK_AGED_REPORTERS_TO_BLOCK"):
+            config.aged_reporters_to_block = _int(env, "CALLMARK_AGED_REPORTERS_TO_BLOCK", 0, 1)
+        config.standing_min_numbers = _int(env, "CALLMARK_STANDING_MIN_NUMBERS", 2, 1)
         config.ring_once_devices = _int(env, "CALLMARK_RING_ONCE_DEVICES", 3, 1)
         config.ring_once_seconds = _float(env, "CALLMARK_RING_ONCE_SECONDS", 3.0, 0.1)
         config.ring_once_window_minutes = _int(env, "CALLMARK_RING_ONCE_WINDOW_MINUTES", 60, 1)
@@ -191,6 +230,9 @@ class Config:
         config.talker_cap = _int(env, "CALLMARK_TALKER_CAP", 20, 1)
         config.talker_days = _int(env, "CALLMARK_TALKER_DAYS", 180, 1)
         config.trusted_proxies = _int(env, "CALLMARK_TRUSTED_PROXIES", 0, 0)
+        if "CALLMARK_FORWARDED_ALLOW_IPS" in env:
+            config.forwarded_allow_ips = env["CALLMARK_FORWARDED_ALLOW_IPS"]
+        config.start_wait = _float(env, "CALLMARK_START_WAIT", 60.0, 0.0)
         config.rate_limits = {name: env[var] for name, var in RATE_LIMIT_SETTINGS.items() if env.get(var)}
         config.validate()
         return config
@@ -206,6 +248,14 @@ class Config:
         guarded = self.profile == "production"
         self.distinct_networks = guarded if self.distinct_networks is None else self.distinct_networks
         self.burst_guard = guarded if self.burst_guard is None else self.burst_guard
+        if self.fresh_reporters_to_block is None:
+            self.fresh_reporters_to_block = FRESH_REPORTERS_TO_BLOCK if guarded else self.block_min_reporters
+        if self.aged_reporters_to_block is None:
+            self.aged_reporters_to_block = AGED_REPORTERS_TO_BLOCK if guarded else self.block_min_reporters
+        for name, value in (("CALLMARK_FRESH_REPORTERS_TO_BLOCK", self.fresh_reporters_to_block),
+                            ("CALLMARK_AGED_REPORTERS_TO_BLOCK", self.aged_reporters_to_block)):
+            if not self.block_min_reporters <= value <= 50:
+                raise ConfigError(f"{name} must be between CALLMARK_BLOCK_MIN_REPORTERS and 50, got {value}")
         if self.burst_device_weight > 100:
             raise ConfigError("CALLMARK_BURST_DEVICE_WEIGHT is a percent: at most 100")
         for name, value in self.rate_limits.items():
@@ -221,3 +271,13 @@ class Config:
             raise ConfigError("CALLMARK_LIST_ERROR_RATE must be in [0.0001, 0.5)")
         if self.secret_key is not None and len(self.secret_key) < 32:
             raise ConfigError("CALLMARK_SECRET_KEY must be at least 32 characters")
+        if self.forwarded_allow_ips is None:
+            self.forwarded_allow_ips = "127.0.0.1,::1" if self.trusted_proxies else ""
+        for address in filter(None, (a.strip() for a in self.forwarded_allow_ips.split(","))):
+            if address == "*":
+                continue
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise ConfigError("CALLMARK_FORWARDED_ALLOW_IPS must be IP addresses separated by commas, "
+                                  f"or *; got {address!r}") from None

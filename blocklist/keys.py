@@ -141,6 +141,10 @@ class Keys:
         """The numbers a device tagged on one day (days since 1970), kept two days."""
         return f"{PREFIX}:dt:{{d{device_id}}}:{day}"
 
+    def device_daily_actions(self, device_id: str, day: int) -> str:
+        """Counter: the tags (new or changed) a device gave on one day, kept two days."""
+        return f"{PREFIX}:da:{{d{device_id}}}:{day}"
+
     def trust_due(self) -> str:
         """Sorted set: device id -> when its weight is next reviewed (blocklist/trust.py)."""
         return f"{PREFIX}:trust:due"

@@ -17,12 +17,18 @@ from typing import Any
 from . import lists, tags
 from .store import Store
 
-DECAY_EPOCH = 1767225600  # 2026-01-01T00:00:00Z: recent, so 2^(t / half-life) stays small
 VERDICTS = ("unknown", "allow", "warn", "block")  # indexed by the scripts' verdict codes
 SWEEP_BATCH = 500  # numbers re-evaluated per round trip by the sweep
 DETECTOR_VOTER = "~ringonc"  # the ring-once detector's voter field (lua/verdict.lua: DETECTOR)
 DETECTOR_TAG = "ring_once"
 FULL_WEIGHT = 100  # voter weights are whole percents
+# A vote's class (lua/verdict.lua): how much it counts toward a block (docs/REPUTATION.md).
+FRESH, AGED, STANDING, RETIRED = 0, 1, 2, 3
+RETIRE_AFTER_HALF_LIVES = 4  # a vote this old (1/16 of a fresh one) no longer counts
+RETIRE_SLACK_HOURS = 24  # votes within a day of that age retire together: one scan a day at most
+REBASE_HALF_LIVES = 16  # a number's decay epoch moves forward when a vote is this much newer
+DETAILS_RETAG_HOURS = 24  # a retag keeps report details only this long after the vote it replaces
+LOW_BITS = 2**28  # the packing of lua/verdict.lua: hour * 32 + tag below, class, weight, network above
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,8 @@ class Vote:
     weight: int = FULL_WEIGHT  # the voter's trust, percent (blocklist/trust.py)
     network: int = 0  # 16-bit keyed hash of the voter's network; 0 = not recorded
     fresh: bool = False  # a fresh device: its spam tags feed the burst guard
+    # FRESH, AGED or STANDING; votes built by operators' tools (imports) count in full
+    rank: int = STANDING
 
 
 @dataclass(frozen=True)
@@ -59,16 +67,22 @@ def published_state(v: int) -> tuple[str, str | None]:
 
 def vote_tag(vote: int) -> int:
     """The tag index a stored vote carries (the packing is in lua/verdict.lua)."""
-    return vote % 2**28 % 32
+    return vote % LOW_BITS % 32
+
+
+def vote_hour(vote: int) -> int:
+    """The hour (since 1970) a stored vote was cast in."""
+    return vote % LOW_BITS // 32
 
 
 def vote_weight(vote: int) -> int:
     """The weight (percent) a stored vote was cast with."""
-    return FULL_WEIGHT - vote // 2**28 % 128
+    return FULL_WEIGHT - vote // LOW_BITS // 4 % 128
 
 
-def _since_epoch(at: float) -> int:
-    return int(at) - DECAY_EPOCH
+def vote_class(vote: int) -> int:
+    """FRESH, AGED, STANDING or RETIRED."""
+    return vote // LOW_BITS % 4
 
 
 def _outcome(reply: list) -> Outcome:
@@ -87,17 +101,19 @@ def _min_stream_id(store: Store) -> str:
 
 def _call(store: Store, mode: str, number: str, at: float, voter: str = "", tag: int = 0,
           report_id: str | None = None, details: str = "", flag: str = "", weight: int = FULL_WEIGHT,
-          network: int = 0, fresh: bool = False, pipe=None):
-    """Run report.lua for one number now, or queue it on `pipe` (see Store.pipelined)."""
+          network: int = 0, fresh: bool = False, rank: int = STANDING, pipe=None):
+    """Run report.lua for one number, for a vote cast at `at`, or queue it on `pipe`
+    (see Store.pipelined)."""
     keys = store.keys
     bucket = keys.bucket_of(number)
     rid_key = keys.report_id(number, voter, report_id) if report_id else keys.number(number)
+    tombstone = keys.erased_voter(bucket, voter) if voter else keys.number(number)
     script_keys = [keys.number(number), keys.changes(bucket), keys.decay_schedule(bucket), rid_key,
                    keys.details(bucket), keys.prefix_index(number), keys.held(bucket), keys.talkers(number),
-                   keys.daily_stats(bucket, int(at // 86400)), keys.most_reported(bucket)]
-    args = [mode, number, _since_epoch(at), int(at), _min_stream_id(store), voter, tag,
+                   keys.daily_stats(bucket, int(at // 86400)), keys.most_reported(bucket), tombstone]
+    args = [mode, number, int(store.clock()), int(at), _min_stream_id(store), voter, tag,
             store.config.idempotency_hours * 3600 if report_id else 0, details, flag, number.lstrip("+"),
-            weight, network, int(fresh)]
+            weight, network, rank, int(fresh)]
     if pipe is None:
         return store.report_script(keys=script_keys, args=args)
     store.evalsha(pipe, store.report_script, script_keys, args)
@@ -120,14 +136,15 @@ def cast_votes(store: Store, votes: list[Vote], before=None) -> list[Outcome]:
 def _queue_vote(store: Store, vote: Vote, pipe) -> None:
     details = json.dumps(vote.details, separators=(",", ":"), ensure_ascii=False) if vote.details else ""
     _call(store, "vote", vote.number, vote.at, vote.voter, tags.INDEX[vote.tag], vote.report_id, details,
-          weight=vote.weight, network=vote.network, fresh=vote.fresh, pipe=pipe)
+          weight=vote.weight, network=vote.network, fresh=vote.fresh, rank=vote.rank, pipe=pipe)
 
 
-def reweigh_votes(store: Store, numbers: list[str], voter: str, weight: int) -> int:
-    """Give a voter's votes on these numbers a new weight, pipelined; return how many changed."""
+def reweigh_votes(store: Store, numbers: list[str], voter: str, weight: int, rank: int = STANDING) -> int:
+    """Give a voter's votes on these numbers a new weight and class (retired votes stay
+    retired), pipelined; return how many changed."""
     now = store.clock()
-    replies = store.pipelined(lambda pipe: [_call(store, "reweigh", n, now, voter, weight=weight, pipe=pipe)
-                                            for n in numbers])
+    replies = store.pipelined(lambda pipe: [_call(store, "reweigh", n, now, voter, weight=weight,
+                                                  rank=rank, pipe=pipe) for n in numbers])
     return sum(1 for reply in replies if reply[0] == "reweighed")
 
 
@@ -157,12 +174,12 @@ def set_override(store: Store, number: str, verdict: str | None) -> Outcome:
 
 
 def set_disputed(store: Store, number: str, disputed: bool) -> Outcome:
-    """While a dispute is open the number shows warn at most."""
+    """Mark a number's dispute open or closed; the flag is shown, it changes no verdict."""
     return _outcome(_call(store, "dispute", number, store.clock(), flag="1" if disputed else ""))
 
 
-def _iso(since_epoch: str | None) -> str | None:
-    return None if since_epoch is None else iso_unix(DECAY_EPOCH + int(since_epoch))
+def _iso(unix: str | None) -> str | None:
+    return None if unix is None else iso_unix(int(unix))
 
 
 def iso_unix(unix: int) -> str:
@@ -185,7 +202,7 @@ def queue_read(store: Store, pipe, number: str, now: float) -> None:
     """Queue the read of a number's reputation on a `store.pipelined` pipeline; its reply
     goes to `from_reply`. Lets a caller share the round trip with other commands."""
     store.evalsha(pipe, store.read_script, [store.keys.number(number), store.keys.talkers(number)],
-                  [_since_epoch(now)])
+                  [int(now)])
 
 
 def from_reply(number: str, reply: list) -> dict[str, Any]:
@@ -218,14 +235,15 @@ def from_reply(number: str, reply: list) -> dict[str, Any]:
 
 
 def sweep(store: Store) -> int:
-    """Re-evaluate every number whose block decay has ended by now; return how many changed."""
+    """Re-evaluate every number whose verdict time alone may have changed by now (a block's
+    decay ended, or a vote turned too old to count); return how many changed."""
     now = store.clock()
     changed = 0
     for bucket in range(store.config.buckets):
         schedule = store.keys.decay_schedule(bucket)
         seen: set[str] = set()  # a number re-scheduled at `now` by rounding is visited once
         while True:
-            due = store.redis.zrangebyscore(schedule, "-inf", _since_epoch(now), start=0, num=SWEEP_BATCH)
+            due = store.redis.zrangebyscore(schedule, "-inf", int(now), start=0, num=SWEEP_BATCH)
             fresh = [number for number in due if number not in seen]
             if not fresh:
                 break

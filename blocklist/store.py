@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -42,6 +43,12 @@ def connect(config: Config) -> tuple[redis.Redis, "embedded.EmbeddedRedis | None
         return redis.Redis(unix_socket_path=config.redis_socket, **options), None
     server = embedded.attach_or_start(config.data_dir)
     return redis.Redis(unix_socket_path=server.socket, **options), server
+
+
+def credit(block_min: int, reporters_to_block: int) -> int:
+    """A vote's credit toward a block, in thousandths of a reporter: `reporters_to_block`
+    such votes on distinct networks reach BLOCK_MIN reporters' worth, one fewer do not."""
+    return math.ceil(block_min * 1000 / max(1, reporters_to_block))
 
 
 def _lua(name: str, package: str = "blocklist") -> str:
@@ -97,7 +104,10 @@ class Store:
 
     @classmethod
     def create(cls, client: redis.Redis, config: Config, secret: bytes) -> "Store":
+        from . import reputation
+
         half_life = config.half_life_days * 86400
+        half_life_hours = config.half_life_days * 24
         # Settings become constants in the scripts' header: fixed per deployment, and one
         # script SHA per set of settings.
         header = (
@@ -112,6 +122,12 @@ class Store:
             f"local TALK_CAP = {max(config.talker_cap, config.block_min_reporters)}\n"
             f"local STATS_DAYS = {STATS_DAYS}\n"
             f"local TOP_MIN = {TOP_MIN_REPORTERS}\n"
+            f"local CREDIT_FRESH = {credit(config.block_min_reporters, config.fresh_reporters_to_block)}\n"
+            f"local CREDIT_AGED = {credit(config.block_min_reporters, config.aged_reporters_to_block)}\n"
+            f"local LIVE_HOURS = {math.ceil(reputation.RETIRE_AFTER_HALF_LIVES * half_life_hours)}\n"
+            f"local RETIRE_SLACK_HOURS = {reputation.RETIRE_SLACK_HOURS}\n"
+            f"local REBASE_HOURS = {math.ceil(reputation.REBASE_HALF_LIVES * half_life_hours)}\n"
+            f"local DETAILS_RETAG_HOURS = {reputation.DETAILS_RETAG_HOURS}\n"
         )
         shared = header + _lua("verdict.lua")
         if isinstance(client, RedisCluster):

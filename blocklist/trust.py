@@ -21,7 +21,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from . import reputation, tags
-from .store import Store
+from .store import Store, credit
 
 FULL = reputation.FULL_WEIGHT
 SETTLED_MIN_REPORTERS = 2  # x CALLMARK_BLOCK_MIN_REPORTERS: a verdict no single vote decides
@@ -40,6 +40,7 @@ class Reporter:
     weight: int  # percent
     network: int  # 16-bit keyed network hash, 0 when networks are not recorded
     fresh: bool  # young enough for the burst guard to watch
+    rank: int = reputation.STANDING  # FRESH, AGED or STANDING: its votes' credit toward a block
 
 
 def network_of(config, address: str | None) -> str | None:
@@ -80,19 +81,43 @@ def registration_weight(store: Store, address: str | None) -> int:
     return FULL if registered <= store.config.network_burst_devices else store.config.burst_device_weight
 
 
-def reporter(store: Store, weight: int, created: float, address: str | None) -> Reporter:
-    fresh = store.config.burst_guard and store.clock() - created < store.config.fresh_device_days * 86400
-    return Reporter(weight=weight, network=network_hash(store, address), fresh=bool(fresh))
+def ranks_differ(config) -> bool:
+    """Whether fresh, aged and standing devices' votes count differently (production)."""
+    return min(config.fresh_reporters_to_block, config.aged_reporters_to_block) > config.block_min_reporters
+
+
+def rank_of(store: Store, device_id: str, created: float, standing: int | None = None) -> int:
+    """FRESH while young, STANDING once its early tags were borne out often enough, else AGED.
+    `standing` is the device record's count; None reads it."""
+    if not ranks_differ(store.config):
+        return reputation.STANDING
+    if standing is None:
+        standing = int(store.redis.hget(store.keys.device(device_id), "st") or 0)
+    if standing >= store.config.standing_min_numbers:
+        return reputation.STANDING
+    young = store.clock() - created < store.config.fresh_device_days * 86400
+    return reputation.FRESH if young else reputation.AGED
+
+
+def reporter(store: Store, weight: int, created: float, address: str | None, device_id: str = "") -> Reporter:
+    young = store.clock() - created < store.config.fresh_device_days * 86400
+    fresh = store.config.burst_guard and young
+    rank = rank_of(store, device_id, created) if device_id else reputation.STANDING
+    return Reporter(weight=weight, network=network_hash(store, address), fresh=bool(fresh), rank=rank)
 
 
 def note_votes(store: Store, device_id: str, numbers: list[str]) -> None:
-    """Note a device's new votes: the day's set of tagged numbers and a review soon."""
+    """Note a device's new and changed votes: the day's set of tagged numbers, the day's count
+    of tags (a retag back and forth on one number counts every time), and a review soon."""
     if not numbers:
         return
-    day = store.keys.device_daily_tags(device_id, int(store.clock() // 86400))
+    today = int(store.clock() // 86400)
+    day, actions = store.keys.device_daily_tags(device_id, today), store.keys.device_daily_actions(device_id, today)
     pipe = store.redis.pipeline(transaction=False)
     pipe.sadd(day, *[n.lstrip("+") for n in numbers])
     pipe.expire(day, 2 * 86400)
+    pipe.incrby(actions, len(numbers))
+    pipe.expire(actions, 2 * 86400)
     pipe.zadd(store.keys.trust_due(), {device_id: store.clock()}, lt=True)
     pipe.execute()
 
@@ -103,6 +128,7 @@ def forget(store: Store, device_id: str) -> None:
     pipe = store.redis.pipeline(transaction=False)
     for day in range(today - 2, today + 1):  # one key per DEL: redis-py's cluster pipeline wants that
         pipe.delete(store.keys.device_daily_tags(device_id, day))
+        pipe.delete(store.keys.device_daily_actions(device_id, day))
     pipe.zrem(store.keys.trust_due(), device_id)
     pipe.execute()
 
@@ -134,24 +160,33 @@ def weigh(store: Store, device_id: str) -> tuple[int, int]:
     sample = ["+" + d for d in store.redis.srandmember(keys.device_votes(device_id), REVIEW_SAMPLE)]
     now = store.clock()
 
+    days = (int(now // 86400) - 1, int(now // 86400))  # yesterday and today
+
     def fill(pipe) -> None:
-        for day in (int(now // 86400) - 1, int(now // 86400)):  # yesterday's and today's
+        for day in days:
             pipe.scard(keys.device_daily_tags(device_id, day))
+            pipe.get(keys.device_daily_actions(device_id, day))
         for number in sample:
-            pipe.hget(keys.number(number), voter)
+            pipe.hmget(keys.number(number), voter, "t", "c")
             reputation.queue_read(store, pipe, number, now)
 
     replies = store.pipelined(fill)
-    busiest_day, replies = max(int(replies[0] or 0), int(replies[1] or 0)), replies[1:]
-    agree = contradict = 0
-    stale = False  # a vote carries a weight other than the device's
+    busiest_day = max(int(reply or 0) for reply in replies[:2 * len(days)])
+    replies = replies[2 * len(days):]
+    agree = contradict = early = 0
+    votes = []
     for i, number in enumerate(sample):
-        vote, rep = replies[1 + 2 * i], reputation.from_reply(number, replies[2 + 2 * i])
-        stale = stale or (vote is not None and reputation.vote_weight(int(vote)) != old)
-        consensus = _settled(rep, config.block_min_reporters)
-        if vote is None or consensus is None:
+        (vote, blocked_hour, credit), rep = replies[2 * i], reputation.from_reply(number, replies[2 * i + 1])
+        if vote is None:
             continue
-        kind = tags.TAXONOMY[reputation.vote_tag(int(vote))].kind
+        vote = int(vote)
+        votes.append(vote)
+        if _earned_standing(store, vote, rep, blocked_hour, credit):
+            early += 1
+        consensus = _settled(rep, config.block_min_reporters)
+        if consensus is None:
+            continue
+        kind = tags.TAXONOMY[reputation.vote_tag(vote)].kind
         if kind == tags.INFO:
             continue
         if (kind == tags.SPAM) == (consensus == "spam"):
@@ -167,12 +202,40 @@ def weigh(store: Store, device_id: str) -> tuple[int, int]:
         weight = round(base * max(0.0, 1.0 - CONTRADICTION_PENALTY * contradict / settled))
     if busiest_day > config.human_daily_tags:
         weight = 0
-    if weight != old or base != int(device.get("b", FULL)):
-        store.redis.hset(keys.device(device_id), mapping={"w": weight, "b": base})
+    standing = max(early, int(device.get("st", 0)))  # standing once earned is kept; contradictions cost weight
+    rank = rank_of(store, device_id, float(device.get("c", now)), standing)
+    if weight != old or base != int(device.get("b", FULL)) or standing != int(device.get("st", 0)):
+        store.redis.hset(keys.device(device_id), mapping={"w": weight, "b": base, "st": standing})
+    stale = any(reputation.vote_weight(vote) != weight or reputation.vote_class(vote) not in (rank, reputation.RETIRED)
+                for vote in votes)
     if weight != old or stale:
         numbers = ["+" + d for d in store.redis.smembers(keys.device_votes(device_id))]
-        reputation.reweigh_votes(store, numbers, voter, weight)
+        reputation.reweigh_votes(store, numbers, voter, weight, rank)
     return old, weight
+
+
+def _earned_standing(store: Store, vote: int, rep: dict, blocked_hour: str | None, credit: str | None) -> bool:
+    """A spam tag earns standing when it came before the number's first block, and that
+    block was reached without it: the rest of the crowd's credit suffices on its own.
+    Tagging numbers already listed earns nothing."""
+    if rep["verdict"] != "block" or rep["override"] or blocked_hour is None:
+        return False
+    if tags.TAXONOMY[reputation.vote_tag(vote)].kind != tags.SPAM:
+        return False
+    if reputation.vote_hour(vote) >= int(blocked_hour):
+        return False
+    config = store.config
+    own = store_credit(config, reputation.vote_class(vote))
+    return int(credit or 0) - own >= 1000 * config.block_min_reporters
+
+
+def store_credit(config, rank: int) -> int:
+    """The credit (thousandths of a reporter) a vote of this rank adds toward a block."""
+    if rank == reputation.FRESH:
+        return credit(config.block_min_reporters, config.fresh_reporters_to_block)
+    if rank == reputation.AGED:
+        return credit(config.block_min_reporters, config.aged_reporters_to_block)
+    return 1000 if rank == reputation.STANDING else 0
 
 
 def review(store: Store, limit: int = REVIEW_BATCH) -> int:

@@ -15,9 +15,10 @@ from redis.cluster import RedisCluster
 from blocklist import create_app
 from blocklist.config import Config
 from blocklist.embedded import EmbeddedRedis
-from blocklist.reputation import DECAY_EPOCH
+
 from tests.support import SMALL_CAPACITY
 
+START = 1793145600  # 2026-10-28T00:00:00Z: where the injected clock starts
 TEST_DB = 15  # used on a REDIS_URL that names no database, so tests never flush db 0
 SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "ftc")
 
@@ -84,7 +85,7 @@ def secret_key() -> str:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock(DECAY_EPOCH + 300 * 86400)
+    return Clock(START)
 
 
 @pytest.fixture

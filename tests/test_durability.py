@@ -57,7 +57,8 @@ import redis
 
 from blocklist import changelog, create_app, devices, feed, reports, tags
 from blocklist.config import Config
-from blocklist.reputation import DECAY_EPOCH, lookup_many, published_state
+from blocklist import reputation
+from blocklist.reputation import lookup_many, published_state
 from sync import publish, signing
 from tests.support import RATE_LIMIT_KEYS, SMALL_CAPACITY, assert_error
 
@@ -298,10 +299,10 @@ def is_vote_field(name: str) -> bool:
     return len(name) == devices.VOTER_FIELD_CHARS
 
 
-def unpack_vote(vote: int) -> tuple[int, int, int, int]:
-    """minute, tag, weight, network: pack_vote in lua/verdict.lua, reversed."""
+def unpack_vote(vote: int) -> tuple[int, int, int, int, int]:
+    """hour, tag, weight, network, class: pack_vote in lua/verdict.lua, reversed."""
     low, high = vote % 2**28, vote // 2**28
-    return low // 32, low % 32, 100 - high % 128, high // 128
+    return low // 32, low % 32, 100 - high // 4 % 128, high // 512, high % 4
 
 
 def check_hash_layout(store, number: str, fields: dict[str, str]) -> None:
@@ -309,15 +310,17 @@ def check_hash_layout(store, number: str, fields: dict[str, str]) -> None:
     half_life = store.config.half_life_days * 86400
     votes = {name: int(value) for name, value in fields.items() if is_vote_field(name)}
     assert votes, f"{number}: a hash without votes should have been deleted: {fields}"
+    epoch = int(fields["e"])
     reporters: dict[int, int] = defaultdict(int)
     scores: dict[int, int] = defaultdict(int)
-    minutes = []
+    hours = []
     for vote in votes.values():
-        minute, tag, weight, network = unpack_vote(vote)
+        hour, tag, weight, network, rank = unpack_vote(vote)
         assert (weight, network) == (100, 0), f"{number}: full weight, no network in development: {vote}"
+        assert rank == reputation.STANDING, f"{number}: every development vote counts in full: {vote}"
         reporters[tag] += 1
-        scores[tag] += int(1000 * weight / 100 * 2 ** (minute * 60 / half_life) + 0.5)
-        minutes.append(minute)
+        scores[tag] += int(1000 * weight / 100 * 2 ** ((hour - epoch) * 3600 / half_life) + 0.5)
+        hours.append(hour)
     counted = {int(name[1:]): int(value) for name, value in fields.items() if name[0] == "r" and len(name) <= 3}
     assert counted == dict(reporters), f"{number}: r<i> counters disagree with the votes: {fields}"
     summed = {int(name[1:]): float(value) for name, value in fields.items() if name[0] == "s" and len(name) <= 3}
@@ -327,10 +330,13 @@ def check_hash_layout(store, number: str, fields: dict[str, str]) -> None:
     first = int(fields["f"])
     last = int(fields.get("l", first))
     assert first <= last
-    assert first // 60 == min(minutes) and last // 60 == max(minutes), f"{number}: f/l disagree with the votes"
+    spam = sum(n for t, n in reporters.items() if tags.TAXONOMY[t].kind == tags.SPAM)
+    assert int(fields.get("c", 0)) == 1000 * spam, f"{number}: the block credit is not its spam votes'"
+    assert int(fields["x"]) == min(hours) + store.config.half_life_days * 24 * 4, f"{number}: x is not the next retirement"
+    assert first // 3600 == min(hours) and last // 3600 == max(hours), f"{number}: f/l disagree with the votes"
     assert "v" in fields, f"{number}: a number with votes has a published state"
     assert not {"o", "d", "k", "m", "a", "h", "w", "b"} & fields.keys(), f"{number}: unexpected fields {fields}"
-    others = set(fields) - set(votes) - {"f", "l", "v"} - {f"r{t}" for t in counted} - {f"s{t}" for t in summed}
+    others = set(fields) - set(votes) - {"f", "l", "v", "e", "x", "c", "t"} - {f"r{t}" for t in counted} - {f"s{t}" for t in summed}
     assert not others, f"{number}: unexpected fields {others}"
 
 
@@ -417,11 +423,10 @@ def check_recovered_state(store, signer, ingest: Ingest) -> dict:
         feed_last[entry["number"]] = (entry["verdict"], entry["label"])
     assert feed_last == verdicts
 
-    # Decay schedule: exactly the blocked numbers, each ending in the future.
+    # Decay schedule: every blocked number (and numbers with counted votes), each due in the future.
     schedule = union_of(store, store.keys.decay_schedule, "zset")
-    assert set(schedule) == blocked
-    now = store.clock() - DECAY_EPOCH
-    assert all(ends > now for ends in schedule.values())
+    assert blocked <= set(schedule) <= set(hashes)
+    assert all(due > store.clock() for due in schedule.values())
 
     # Prefix index: exactly the numbers with a verdict.
     indexed = set()

@@ -60,7 +60,7 @@ def test_most_reported_numbers_lists_publishes_disputes_and_overrides(client, st
                          json={"number": number, "reason": "my shop", "contact": "owner@example.com"})
     assert opened.status_code == 201
     body = client.get("/v1/stats", headers=admin).get_json()
-    assert body["top_numbers"][0] == {"number": number, "reporters": 6, "verdict": "warn", "label": "fraud"}
+    assert body["top_numbers"][0] == {"number": number, "reporters": 6, "verdict": "block", "label": "fraud"}
     spam = next(entry for entry in body["lists"] if entry["name"] == "spam")
     assert spam["version"] == 1 and spam["count"] == 1 and spam["published_at"]
     assert {p["list"] for p in body["recent_publishes"]} >= {"spam", "fraud"}

@@ -176,7 +176,9 @@ def test_withdrawing_a_reweighed_vote_leaves_no_trace_of_it(store, redis_client)
     reweigh_votes(store, [NUMBER], "v0000002", 37)
     withdraw_vote(store, NUMBER, "v0000002")
     assert redis_client.hgetall(store.keys.number(NUMBER)) == redis_client.hgetall(store.keys.number(OTHER))
-    assert redis_client.zscore(store.keys.decay_schedule(store.keys.bucket_of(NUMBER)), NUMBER) is None
+    schedule = store.keys.decay_schedule
+    assert (redis_client.zscore(schedule(store.keys.bucket_of(NUMBER)), NUMBER)
+            == redis_client.zscore(schedule(store.keys.bucket_of(OTHER)), OTHER))
 
 
 # --- burst guard ----------------------------------------------------------------------------------

@@ -1,43 +1,53 @@
 -- report.lua: one vote on one number, or one change of its state, as one atomic step.
 -- KEYS[1] number hash       KEYS[2] the bucket's change stream  KEYS[3] the bucket's decay
--- schedule (zset)           KEYS[4] this report_id's idempotency record
+-- schedule (zset: number -> unix second its verdict may change by time alone)
+-- KEYS[4] this report_id's idempotency record
 -- KEYS[5] the bucket's stream of report details kept for regulators
 -- KEYS[6] the bucket's prefix index set for this number (private lookup by hash prefix)
 -- KEYS[7] the bucket's set of numbers the burst guard holds
 -- KEYS[8] the HyperLogLog of devices that had a conversation with the number
 -- KEYS[9] the bucket's statistics of the vote's day (reports, per tag)
 -- KEYS[10] the bucket's most reported numbers (zset: number -> reporters, from TOP_MIN on)
--- ARGV[1]  mode: vote | withdraw | reweigh (the voter's vote, at weight ARGV[12]) | eval
---          (re-evaluate only: the decay sweep) | override (ARGV[10]: 1 allow, 2 block, ''
---          clear) | dispute (ARGV[10]: 1 open, '' closed) | release (end a burst hold)
--- ARGV[2]  the number, E.164      ARGV[3]  now, seconds since the decay epoch
--- ARGV[4]  unix time of now       ARGV[5]  oldest stream id to keep (retention)
+-- KEYS[11] the voter's erasure tombstone in this bucket: while it exists, its votes are refused
+-- ARGV[1]  mode: vote | withdraw | reweigh (the voter's vote, at weight ARGV[12] and class
+--          ARGV[14]) | eval (re-evaluate only: the decay sweep) | override (ARGV[10]: 1 allow,
+--          2 block, '' clear) | dispute (ARGV[10]: 1 open, '' closed) | release (end a burst hold)
+-- ARGV[2]  the number, E.164      ARGV[3]  now, unix seconds
+-- ARGV[4]  the vote's time, unix seconds (a report's own time; imports are dated in the past)
+-- ARGV[5]  oldest stream id to keep (retention)
 -- ARGV[6]  voter field (8 chars)  ARGV[7]  tag index
 -- ARGV[8]  report_id record lifetime in seconds, 0 without a report_id
 -- ARGV[9]  report details (JSON) to keep, or '' for none
 -- ARGV[10] the override or dispute flag    ARGV[11] the number's digits, its prefix-index member
 -- ARGV[12] the voter's weight, percent     ARGV[13] the voter's network (16 bits, 0 = none)
--- ARGV[14] 1 when the voter is a fresh device the burst guard watches, else 0
+-- ARGV[14] the voter's class: 0 fresh, 1 aged, 2 standing (see verdict.lua)
+-- ARGV[15] 1 when the voter is a fresh device the burst guard watches (for the detector:
+--          when fresh devices made it vote), else 0
 -- (HALF_LIFE, BLOCK_MIN, BLOCK_SCORE, KINDS, NTAGS, BURST_MIN, BURST_WINDOW, TALK_SHARE,
--- TALK_CAP, STATS_DAYS and TOP_MIN are set by the header CallMark prepends from its
+-- TALK_CAP, STATS_DAYS, TOP_MIN, CREDIT_FRESH, CREDIT_AGED, LIVE_HOURS, RETIRE_SLACK_HOURS,
+-- REBASE_HOURS and DETAILS_RETAG_HOURS are set by the header CallMark prepends from its
 -- settings and constants; see blocklist/store.py.)
 -- Returns {outcome, verdict code, label index, changed (0/1)}; outcome is one of
 -- new | retag | duplicate | replay | withdrawn | absent | reweighed | evaluated | override
--- | dispute | release.
+-- | dispute | release | erased.
 
 local key, stream, schedule, rid, details_stream, index, held =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local mode, number = ARGV[1], ARGV[2]
-local now, unix_now, min_id = tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local now, at, min_id = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 local voter, tag, rid_ttl, details = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]
 local flag, digits = ARGV[10], ARGV[11]
-local weight, net, fresh = tonumber(ARGV[12]), tonumber(ARGV[13]), ARGV[14] == '1'
+local weight, net, class, fresh = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]), ARGV[15] == '1'
+local now_hour = math.floor(now / HOUR)
 
-local reporters, scores, fields = read_state(key, voter)
+local reporters, scores, fields, votes = read_number(key, voter)
 fields.talkers_key = KEYS[8]
 local old_state = tonumber(fields.v or '0')
 if rid_ttl > 0 and redis.call('EXISTS', rid) == 1 then
   return {'replay', math.floor(old_state / 64), old_state % 64 - 1, 0}
+end
+if (mode == 'vote' or mode == 'reweigh') and voter ~= '' and redis.call('EXISTS', KEYS[11]) == 1 then
+  return {'erased', math.floor(old_state / 64), old_state % 64 - 1, 0}
 end
 
 local written = {}  -- field -> new value, or false to delete it: one HSET and one HDEL at the end
@@ -52,100 +62,178 @@ local function unset(name)
   fields[name] = nil
 end
 
-local function add_evidence(i, delta_reporters, delta_score)
-  reporters[i] = reporters[i] + delta_reporters
-  if reporters[i] <= 0 then
-    reporters[i], scores[i] = 0, 0
-    written['r' .. i] = nil
-    redis.call('HDEL', key, 'r' .. i, 's' .. i)
-  else
-    set('r' .. i, reporters[i])
-    scores[i] = tonumber(redis.call('HINCRBYFLOAT', key, 's' .. i, string.format('%.0f', delta_score)))
-  end
-end
-
 local function count(name, delta)
   local value = (tonumber(fields[name]) or 0) + delta
   if value == 0 then unset(name) else set(name, value) end
 end
 
--- A vote's whole effect: its evidence and, for a spam vote, its network's count.
-local function apply(vote, sign)
-  local _, vote_tag, _, vote_net = unpack_vote(vote)
-  add_evidence(vote_tag, sign, sign * contribution(vote, voter))
-  if vote_net > 0 and string.byte(KINDS, vote_tag + 1) == 115 then
-    local name = 'n' .. string.format('%04x', vote_net)
-    local same = redis.call('HINCRBY', key, name, sign)
-    count('k', sign)
-    if same == 0 then
-      redis.call('HDEL', key, name)
-      count('m', -1)
-    elseif same == 1 and sign == 1 then
-      count('m', 1)
+local epoch = tonumber(fields.e)  -- nil until the first vote
+
+-- Moves the number's epoch forward to `hour`, rescaling every score to it.
+local function rebase(hour)
+  local factor = 2 ^ ((epoch - hour) * HOUR / HALF_LIFE)
+  for i = 0, NTAGS - 1 do
+    if scores[i] ~= 0 then
+      scores[i] = math.floor(scores[i] * factor + 0.5)
+      set('s' .. i, string.format('%.0f', scores[i]))
     end
+  end
+  epoch = hour
+  set('e', hour)
+end
+
+local function add_evidence(i, delta_reporters, delta_score)
+  reporters[i] = reporters[i] + delta_reporters
+  if reporters[i] <= 0 then
+    reporters[i], scores[i] = 0, 0
+    unset('r' .. i)
+    unset('s' .. i)
+  else
+    set('r' .. i, reporters[i])
+    scores[i] = math.max(0, scores[i] + delta_score)  -- rounding after a rebase can leave a residue
+    set('s' .. i, string.format('%.0f', scores[i]))
   end
 end
 
--- The burst guard: many spam tags from fresh devices within BURST_WINDOW minutes hold
--- the number at warn until an operator releases it.
-local function watch_burst(minute)
-  local start, tags_in = tonumber(fields.w), tonumber(fields.b) or 0
-  if not start or minute - start >= BURST_WINDOW then
-    start, tags_in = minute, 0
-    set('w', start)
+-- A vote's whole effect: its evidence and, for a spam vote, its credit toward a block.
+local function apply(vote, voter_name, sign)
+  local hour, vote_tag, vote_weight, vote_net, vote_class = unpack_vote(vote)
+  if not counted(vote_weight, vote_class) then
+    count('z', sign)
+    return
   end
-  set('b', tags_in + 1)
-  if tags_in + 1 >= BURST_MIN and not fields.h then
-    set('h', 1)
-    redis.call('SADD', held, number)
+  add_evidence(vote_tag, sign, sign * contribution(vote, voter_name, epoch or now_hour))
+  if sign > 0 and hour + LIVE_HOURS < (tonumber(fields.x) or math.huge) then set('x', hour + LIVE_HOURS) end
+  if not is_spam(vote_tag) then return end
+  local credit = CREDITS[vote_class]
+  if voter_name == DETECTOR then credit = NEEDED end
+  if vote_net > 0 then
+    local name = 'n' .. string.format('%04x', vote_net)
+    local after = redis.call('HINCRBY', key, name, sign * CLASS_UNIT[vote_class])
+    credit = network_credit(after) - network_credit(after - sign * CLASS_UNIT[vote_class])
+    if after == 0 then redis.call('HDEL', key, name) end
+    count('c', credit)
+  else
+    count('c', sign * credit)
   end
+end
+
+-- The class a vote is stored with: RETIRED when it is already too old to count.
+local function class_at(hour, vote_class)
+  if hour + LIVE_HOURS <= now_hour then return RETIRED end
+  return vote_class
+end
+
+-- Retires every counted vote within a day of LIVE_HOURS old: it stops counting, and the
+-- next retirement is due when the oldest counted vote that is left turns that old.
+local function retire_due()
+  local x = tonumber(fields.x)
+  if not x or x > now_hour + RETIRE_SLACK_HOURS then return end
+  local all = votes or redis.call('HGETALL', key)
+  local next_due = nil
+  for j = 1, #all, 2 do
+    local name = all[j]
+    if #name >= 6 then
+      local vote = written[name]
+      if vote == nil then vote = all[j + 1] end
+      vote = tonumber(vote)  -- false (withdrawn in this call) becomes nil
+      local hour, vote_tag, vote_weight, vote_net, vote_class = 0, 0, 0, 0, RETIRED
+      if vote then hour, vote_tag, vote_weight, vote_net, vote_class = unpack_vote(vote) end
+      if counted(vote_weight, vote_class) then
+        if hour + LIVE_HOURS <= now_hour + RETIRE_SLACK_HOURS then
+          apply(vote, name, -1)
+          local retired = pack_vote(hour, vote_tag, vote_weight, vote_net, RETIRED)
+          apply(retired, name, 1)
+          set(name, string.format('%.0f', retired))
+          if name == voter then fields.vote = string.format('%.0f', retired) end
+        elseif not next_due or hour + LIVE_HOURS < next_due then
+          next_due = hour + LIVE_HOURS
+        end
+      end
+    end
+  end
+  if next_due then set('x', next_due) else unset('x') end
 end
 
 local outcome = 'evaluated'
 local previous = tonumber(fields.vote)
+local vote_hour = math.floor(at / HOUR)
 if mode == 'vote' then
   if previous and select(2, unpack_vote(previous)) == tag then
     outcome = 'duplicate'
   else
+    if not epoch then
+      epoch = vote_hour
+      set('e', epoch)
+    elseif vote_hour - epoch > REBASE_HOURS then
+      rebase(vote_hour)
+    end
     outcome = 'new'
+    local was_spam, previous_hour = false, nil
     if previous then
-      apply(previous, -1)
+      local p_hour, p_tag, p_weight, _, p_class = unpack_vote(previous)
+      was_spam = is_spam(p_tag) and counted(p_weight, p_class)
+      previous_hour = p_hour
+      apply(previous, voter, -1)
       outcome = 'retag'
     end
-    local minute = math.floor(now / 60)
-    local vote = pack_vote(minute, tag, weight, net)
-    redis.call('HINCRBY', KEYS[9], 'n', 1)
-    redis.call('HINCRBY', KEYS[9], 't' .. tag, 1)
-    redis.call('EXPIRE', KEYS[9], STATS_DAYS * 86400)
-    apply(vote, 1)
+    local vote = pack_vote(vote_hour, tag, weight, net, class_at(vote_hour, class))
+    local live = counted(weight, class_at(vote_hour, class))
+    -- Statistics count a device's vote on a number once: a retag moves no figure.
+    if live and outcome == 'new' then
+      redis.call('HINCRBY', KEYS[9], 'n', 1)
+      redis.call('HINCRBY', KEYS[9], 't' .. tag, 1)
+      redis.call('EXPIRE', KEYS[9], STATS_DAYS * 86400)
+    end
+    apply(vote, voter, 1)
     set(voter, string.format('%.0f', vote))
-    if voter == DETECTOR then set('a', 1) end
-    -- a device's first tag of the number feeds the burst guard; changing it does not
-    if fresh and not previous and string.byte(KINDS, tag + 1) == 115 then watch_burst(minute) end
+    if voter == DETECTOR then
+      set('a', 1)
+      if fresh and not fields.h then  -- fresh devices' rings made the detector vote: hold it
+        set('h', 1)
+        redis.call('SADD', held, number)
+      end
+    elseif fresh and live and is_spam(tag) and not was_spam then
+      -- Every way spam evidence arrives feeds the burst guard: a first tag and a retag alike.
+      local minute = math.floor(now / 60)
+      local start, tags_in = tonumber(fields.w), tonumber(fields.b) or 0
+      if not start or minute - start >= BURST_WINDOW then
+        start, tags_in = minute, 0
+        set('w', start)
+      end
+      set('b', tags_in + 1)
+      if tags_in + 1 >= BURST_MIN and not fields.h then
+        set('h', 1)
+        redis.call('SADD', held, number)
+      end
+    end
     -- f and l are the earliest and latest report times: imports may arrive out of order.
     local first = tonumber(fields.f)
     local last = tonumber(fields.l) or first
     if not first then
-      set('f', now)
-    elseif now < first then
-      set('f', now)
+      set('f', at)
+    elseif at < first then
+      set('f', at)
       set('l', last)
-    elseif now > last then
-      set('l', now)
+    elseif at > last then
+      set('l', at)
     end
-    if details ~= '' then
+    -- A device's churn on one number keeps bounded details: a retag within a day keeps none.
+    if details ~= '' and (not previous_hour or vote_hour - previous_hour >= DETAILS_RETAG_HOURS) then
       redis.call('XADD', details_stream, 'MINID', '~', min_id, '*', 'n', number, 't', tag, 'd', details)
     end
   end
 elseif mode == 'reweigh' then
   outcome = 'absent'
   if previous then
-    local minute, vote_tag, old_weight, vote_net = unpack_vote(previous)
+    local hour, vote_tag, old_weight, vote_net, old_class = unpack_vote(previous)
+    local new_class = old_class
+    if old_class ~= RETIRED then new_class = class end
     outcome = 'duplicate'
-    if old_weight ~= weight then
-      apply(previous, -1)
-      local vote = pack_vote(minute, vote_tag, weight, vote_net)
-      apply(vote, 1)
+    if old_weight ~= weight or old_class ~= new_class then
+      apply(previous, voter, -1)
+      local vote = pack_vote(hour, vote_tag, weight, vote_net, new_class)
+      apply(vote, voter, 1)
       set(voter, string.format('%.0f', vote))
       outcome = 'reweighed'
     end
@@ -165,8 +253,8 @@ elseif mode == 'release' then
   outcome = mode
 elseif mode == 'withdraw' then
   if previous then
-    apply(previous, -1)
-    redis.call('HDEL', key, voter)
+    apply(previous, voter, -1)
+    unset(voter)
     if voter == DETECTOR then unset('a') end
     outcome = 'withdrawn'
   else
@@ -174,20 +262,25 @@ elseif mode == 'withdraw' then
   end
 end
 
+retire_due()
+
 local verdict, label, total, score, ends = evaluate(reporters, scores, now, fields)
 if total >= TOP_MIN then
   redis.call('ZADD', KEYS[10], total, number)
-elseif mode == 'withdraw' then
+elseif mode ~= 'vote' then
   redis.call('ZREM', KEYS[10], number)
 end
 local state = verdict * 64 + label + 1
-if total == 0 and not fields.o and not fields.d then
+local emptied = total == 0 and not fields.z and not fields.o and not fields.d
+if emptied then
   redis.call('DEL', key)
   if fields.h then redis.call('SREM', held, number) end
 else
   if state ~= old_state then
     set('v', state)
   end
+  if verdict == VERDICT_BLOCK and not fields.t then set('t', now_hour) end
+  if verdict ~= VERDICT_BLOCK and fields.t then unset('t') end
   local updates, deletes = {}, {}
   for name, value in pairs(written) do
     if value == false then
@@ -215,11 +308,15 @@ if state ~= old_state then
   local label_field = ''
   if label >= 0 then label_field = tostring(label) end
   redis.call('XADD', stream, 'MINID', '~', min_id, '*',
-    'n', number, 'v', verdict, 'l', label_field, 'r', total, 's', fmt_score(score), 't', unix_now)
+    'n', number, 'v', verdict, 'l', label_field, 'r', total, 's', fmt_score(score), 't', string.format('%d', now))
 end
-if ends then
-  redis.call('ZADD', schedule, ends, number)
-elseif old_state >= 3 * 64 then  -- only a number that was blocked can be on the schedule
+-- When time alone may change the verdict: a block's decay, or the next vote retiring.
+local due = ends
+local x = tonumber(fields.x)
+if x and not emptied and (not due or x * HOUR < due) then due = x * HOUR end
+if due then
+  redis.call('ZADD', schedule, due, number)
+else
   redis.call('ZREM', schedule, number)
 end
 if rid_ttl > 0 then
