@@ -1,9 +1,13 @@
 """Operators correct the crowd: overrides win everywhere and are audited; owners' disputes."""
 from __future__ import annotations
 
+import base64
+import os
+from dataclasses import replace
+
 import pytest
 
-from blocklist import apikeys
+from blocklist import apikeys, create_app
 from blocklist.reputation import Vote, cast_votes, iso_unix
 from sync.publish import publish
 from tests.support import assert_error, redis_state
@@ -195,21 +199,37 @@ def dispute(client, device, number: str = NUMBER, reason: str = "this is my shop
                        json={"number": number, "reason": reason, "contact": "owner@example.com"})
 
 
-def test_an_open_dispute_holds_a_block_at_warn(client, store, device, vendor):
+def test_an_open_dispute_is_shown_and_leaves_the_block_in_place(client, store, device, vendor):
     response = dispute(client, device)
     assert response.status_code == 201
     body = response.get_json()
     assert body["number"] == NUMBER and body["status"] == "open" and body["dispute_id"]
     vote(store, NUMBER, "fraud", 5)
     shown = number_of(client, vendor)
-    assert (shown["verdict"], shown["disputed"], shown["reporters"], shown["lists"]) == ("warn", True, 5, [])
+    assert (shown["verdict"], shown["disputed"], shown["reporters"], shown["lists"]) == ("block", True, 5, ["spam", "fraud"])
 
 
-def test_opening_a_dispute_lowers_a_block_in_the_feed(client, store, device, vendor):
+def test_opening_a_dispute_of_a_blocked_number_changes_nothing_in_the_feed(client, store, device, vendor):
     vote(store, NUMBER, "fraud", 5)
     cursor = feed_cursor(client, vendor)
-    dispute(client, device)
-    assert [(c["verdict"], c["label"]) for c in feed_since(client, vendor, cursor)] == [("warn", "fraud")]
+    assert dispute(client, device).status_code == 201
+    assert feed_since(client, vendor, cursor) == []
+    assert number_of(client, vendor)["verdict"] == "block"
+
+
+def test_in_production_a_fresh_device_cannot_unblock_a_number_by_disputing_it(config, vendor):
+    production = create_app(replace(config, profile="production", distinct_networks=None, burst_guard=None,
+                                    rate_limits={}, signing_key=base64.b64encode(os.urandom(32)).decode()))
+    client, store = production.test_client(), production.extensions["callmark"]
+    cast_votes(store, [Vote(number=NUMBER, tag="fraud", voter=f"v{i:07d}", at=store.clock(), network=i + 1)
+                       for i in range(5)])
+    assert number_of(client, vendor)["verdict"] == "block"
+    cursor = feed_cursor(client, vendor)
+    fresh = client.post("/v1/devices").get_json()["token"]
+    assert dispute(client, {"Authorization": f"Bearer {fresh}"}).status_code == 201
+    shown = number_of(client, vendor)
+    assert (shown["verdict"], shown["disputed"], shown["lists"]) == ("block", True, ["spam", "fraud"])
+    assert feed_since(client, vendor, cursor) == []
 
 
 def test_a_second_dispute_of_the_same_number_is_409(client, device, new_device):
@@ -249,7 +269,7 @@ def test_open_disputes_are_listed_for_operators(client, store, device, admin):
     assert entry["dispute_id"] == opened["dispute_id"]
     assert (entry["number"], entry["reason"], entry["contact"], entry["status"]) == \
         (NUMBER, "this is my shop's line", "owner@example.com", "open")
-    assert entry["reputation"]["verdict"] == "warn"
+    assert entry["reputation"]["verdict"] == "block"
 
 
 def resolve(client, admin, dispute_id: str, override_to, note: str = "checked the business licence"):
@@ -271,14 +291,14 @@ def test_resolving_with_allow_pins_the_number_to_allow(client, store, device, ad
     assert actions == [("dispute_resolved", "ops-alice"), ("override", "ops-alice")]
 
 
-def test_resolving_without_override_lets_the_crowd_block_again(client, store, device, admin, vendor):
+def test_resolving_without_override_leaves_the_crowds_verdict(client, store, device, admin, vendor):
     vote(store, NUMBER, "fraud", 5)
     dispute_id = dispute(client, device).get_json()["dispute_id"]
     cursor = feed_cursor(client, vendor)
     assert resolve(client, admin, dispute_id, None).status_code == 200
     shown = number_of(client, vendor)
     assert (shown["verdict"], shown["override"], shown["disputed"]) == ("block", None, False)
-    assert [(c["verdict"], c["label"]) for c in feed_since(client, vendor, cursor)] == [("block", "fraud")]
+    assert feed_since(client, vendor, cursor) == []
 
 
 def test_resolving_twice_is_409(client, device, admin):
