@@ -5,9 +5,13 @@ to a premium line. Phones report their calls (`POST /v1/calls`); when at least
 CALLMARK_RING_ONCE_DEVICES distinct devices (distinct networks where that rule is on) see
 unanswered incoming calls from one number ringing under CALLMARK_RING_ONCE_SECONDS within
 CALLMARK_RING_ONCE_WINDOW_MINUTES, and hardly anyone answered that number in the window,
-the detector votes `ring_once` on it. Its vote is the detector's, not a person's, and
-counts as CALLMARK_BLOCK_MIN_REPORTERS fresh reports, so the number blocks and enters the
-`ring_once` list at the next publish; like any evidence it decays.
+the detector votes `ring_once` on it. The devices that saw the rings must meet the rules
+reporters meet: each counts with the block credit of its rank (fresh, aged, standing: see
+lua/verdict.lua), one per network, and together they must reach CALLMARK_RING_ONCE_DEVICES
+reporters' worth; when CALLMARK_BURST_MIN_TAGS of them are fresh devices (burst guard on),
+the number is held at warn for review like a burst of tags. Its vote is the detector's, not
+a person's, and counts as CALLMARK_BLOCK_MIN_REPORTERS fresh reports, so the number blocks
+and enters the `ring_once` list at the next publish; like any evidence it decays.
 
 Of each event the detector keeps only what it needs, and only for its window: a keyed hash
 of the device (or of its network) and the time, in one of two sorted sets per number.
@@ -42,31 +46,51 @@ def record(store: Store, device: Device, address: str | None, event: dict[str, A
     detected = event["direction"] == "incoming" and (short or answered)
     if device.weight < MIN_WEIGHT or not (conversation or detected):
         return {"number": number, "counted": False, "ring_once": False}
-    network = trust.network_hash(store, address)
-    member = f"n{network}" if network else voter_field(store.secret, device.id)
+    who = trust.reporter(store, device.weight, device.created, address, device.id)
+    network = who.network
+    # who saw it (a network, or the device where networks are not counted), its rank, and
+    # whether it is a fresh device the burst guard watches
+    seen_by = f"n{network}" if network else voter_field(store.secret, device.id)
+    member = f"{seen_by}:{who.rank}:{int(who.fresh)}"
     now = store.clock()
     window = config.ring_once_window_minutes * 60
     short_key, answered_key = store.keys.ring_events(number, "short"), store.keys.ring_events(number, "answered")
     pipe = store.redis.pipeline(transaction=False)
     if conversation:  # who talked with the number: see docs/REPUTATION.md, "Numbers people talk with"
-        pipe.pfadd(store.keys.talkers(number), member)
+        pipe.pfadd(store.keys.talkers(number), seen_by)
         pipe.expire(store.keys.talkers(number), config.talker_days * 86400)
     if detected:
         pipe.zadd(short_key if short else answered_key, {member: now})
         for key in (short_key, answered_key):
             pipe.zremrangebyscore(key, "-inf", now - window)
             pipe.expire(key, window)
-        pipe.zcard(short_key)
-        pipe.zcard(answered_key)
+        pipe.zrange(short_key, 0, -1)
+        pipe.zrange(answered_key, 0, -1)
     replies = pipe.execute()
     if not detected:
         return {"number": number, "counted": True, "ring_once": False}
-    shorts, answers = replies[-2:]
-    flagged = shorts >= config.ring_once_devices and answers <= MAX_ANSWERED_SHARE * shorts
+    short_seen, answered_seen = replies[-2:]
+    credit, fresh, shorts = _credit(config, short_seen)
+    answers = len({member.split(":", 1)[0] for member in answered_seen})
+    flagged = credit >= 1000 * config.ring_once_devices and answers <= MAX_ANSWERED_SHARE * shorts
     if flagged:
+        burst = config.burst_guard and fresh >= config.burst_min_tags
         reputation.cast_votes(store, [reputation.Vote(number=number, tag=reputation.DETECTOR_TAG,
-                                                      voter=reputation.DETECTOR_VOTER, at=now)])
+                                                      voter=reputation.DETECTOR_VOTER, at=now, fresh=burst)])
     elif answered and answers > MAX_ANSWERED_SHARE * shorts and shorts:
         # People answer it after all: the detector takes its vote back, if it had cast one.
         reputation.withdraw_vote(store, number, reputation.DETECTOR_VOTER)
     return {"number": number, "counted": True, "ring_once": flagged}
+
+
+def _credit(config, members: list[str]) -> tuple[int, int, int]:
+    """The block credit of the devices behind `members` (the best rank per network or
+    device), how many of them are fresh devices, and how many networks or devices there are."""
+    best: dict[str, int] = {}
+    fresh: set[str] = set()
+    for member in members:
+        seen_by, rank, is_fresh = member.rsplit(":", 2)
+        best[seen_by] = max(best.get(seen_by, 0), trust.store_credit(config, int(rank)))
+        if is_fresh == "1":
+            fresh.add(seen_by)
+    return sum(best.values()), len(fresh), len(best)

@@ -369,3 +369,22 @@ def test_a_lists_first_publish_takes_numbers_whose_change_log_entries_are_gone(s
     votes(store, [BLOCK[2]])  # later changes come from the change log as usual
     publish.publish(store, signer)
     assert members(store, "spam") == {BLOCK[1], BLOCK[2]}
+
+
+def test_fresh_devices_ringing_from_three_networks_do_not_block_under_production_ranks(config):
+    config.distinct_networks, config.fresh_reporters_to_block, config.aged_reporters_to_block = True, 21, 10
+    client = create_app(config).test_client()
+    tokens = [{"Authorization": f"Bearer {client.post('/v1/devices').get_json()['token']}"} for _ in range(3)]
+    answers = [ok(call(client, t, ip=ip)) for t, ip in zip(tokens, ["203.0.113.5", "198.51.100.5", "192.0.2.5"])]
+    assert [a["ring_once"] for a in answers] == [False, False, False]
+    assert reputation_of(client, tokens[0])["verdict"] == "unknown"
+
+
+def test_a_burst_of_fresh_devices_ringing_makes_the_detector_hold_the_number(config):
+    config.distinct_networks, config.burst_guard = True, True
+    client = create_app(config).test_client()
+    tokens = [{"Authorization": f"Bearer {client.post('/v1/devices').get_json()['token']}"} for _ in range(8)]
+    for i, token in enumerate(tokens):
+        ok(call(client, token, ip=f"10.{i}.0.1"))
+    body = reputation_of(client, tokens[0])
+    assert (body["verdict"], body["held"], body["detected"]) == ("warn", True, ["ring_once"])

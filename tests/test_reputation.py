@@ -372,3 +372,114 @@ def test_safe_votes_flipping_the_verdict_are_logged(client, new_device, store, r
     entries = changes(redis_client, store)
     assert entries[-1]["v"] == "1"
     assert entries[-1]["l"] == str(tags.INDEX["safe"])
+
+
+# --- evidence of any date ----------------------------------------------------------------------
+
+YEAR = 365.25 * 86400
+
+
+def dated_votes(store, moment: float, tag_list, number=E164, prefix="old") -> None:
+    """Votes cast at `moment` (an import of an old file, or a back-dated report)."""
+    reputation.cast_votes(store, [reputation.Vote(number=number, tag=tag, voter=f"{prefix}{i:05d}", at=moment)
+                                  for i, tag in enumerate(tag_list)])
+
+
+def sane(body: dict) -> None:
+    import math
+
+    assert math.isfinite(body["score"]) and body["score"] >= 0, body
+    for entry in body["tags"].values():
+        assert math.isfinite(entry["score"]) and entry["score"] >= 0, body
+
+
+@pytest.mark.parametrize("years_ago", [7.0, 5.4, 1.5], ids=["2019", "2021", "last-year"])
+def test_old_evidence_gives_small_finite_scores_and_never_stops_a_fresh_block(
+        client, new_device, device, store, clock, years_ago):
+    dated_votes(store, clock.now - years_ago * YEAR, ["fraud", "fraud", "delivery", "safe", "delivery"])
+    old = reputation_of(client, device)
+    sane(old)
+    assert old["score"] < 0.1 and old["first_seen"] is not None
+    vote(client, new_device, "fraud", "fraud", "fraud")  # three fresh spam reports
+    body = reputation_of(client, device)
+    sane(body)
+    assert (body["verdict"], body["label"], body["reporters"]) == ("block", "fraud", 3)
+    assert body["score"] == pytest.approx(3.0, abs=0.05)
+
+
+def test_feed_and_export_carry_sane_scores_for_old_evidence(client, store, clock):
+    import json
+
+    from blocklist import apikeys
+
+    dated_votes(store, clock.now - 5.4 * YEAR, ["loan"] * 4)
+    dated_votes(store, clock.now, ["loan"] * 3, number="+8613900139000", prefix="new")
+    key = {"Authorization": f"Bearer {apikeys.create(store, 'acme', 'feed')}"}
+    for change in client.get("/v1/feed?limit=100", headers=key).get_json()["changes"]:
+        assert 0 <= change["score"] < 10, change
+    lines = [json.loads(line) for line in client.get("/v1/feed/export", headers=key).get_data(as_text=True).splitlines()]
+    scores = [line["score"] for line in lines if "score" in line]
+    assert scores and all(0 <= score < 10 for score in scores), lines
+
+
+def test_a_clock_past_2036_still_counts_fresh_votes_in_full(client, new_device, device, clock, store):
+    vote(client, new_device, "loan")  # evidence from 2026 fixes the number's epoch
+    clock.now = datetime(2041, 3, 1, tzinfo=timezone.utc).timestamp()
+    vote(client, new_device, "fraud", "fraud", "fraud")
+    body = reputation_of(client, device)
+    assert (body["verdict"], body["label"], body["reporters"]) == ("block", "fraud", 3)
+    assert body["score"] == pytest.approx(3.0, abs=0.001)
+    assert body["last_seen"].startswith("2041-03-01")
+    # the number's epoch moved forward with the new evidence: its scores stay small numbers
+    fields = store.redis.hgetall(store.keys.number(E164))
+    assert int(fields["e"]) == int(clock.now // 3600)
+    assert all(float(value) < 1e7 for name, value in fields.items() if name[0] == "s" and len(name) <= 3)
+
+
+def test_a_rebase_keeps_withdrawals_exact(client, new_device, clock, store, config):
+    first = new_device()
+    report(client, first, tag="loan")
+    clock.advance(days=20 * config.half_life_days)  # past the rebase horizon
+    second = new_device()
+    report(client, second, tag="loan")
+    assert client.delete(f"/v1/reports/{E164}", headers=second).status_code == 200
+    assert client.delete(f"/v1/reports/{E164}", headers=first).status_code == 200
+    assert not store.redis.exists(store.keys.number(E164))  # nothing left behind, no residue
+
+
+def test_votes_four_half_lives_old_stop_counting_after_the_sweep(client, new_device, device, clock, config, store):
+    vote(client, new_device, "delivery", "delivery", "delivery", "delivery", "loan")
+    clock.advance(days=4 * config.half_life_days + 1)
+    reputation.sweep(store)
+    body = reputation_of(client, device)
+    assert (body["verdict"], body["reporters"], body["tags"]) == ("unknown", 0, {})
+    assert body["first_seen"] is not None  # the history stays
+    # decayed informational tags no longer hold a block back (the 2-to-1 rule counts fresh votes)
+    vote(client, new_device, "fraud", "fraud", "fraud")
+    assert reputation_of(client, device)["verdict"] == "block"
+
+
+def test_the_sweep_logs_a_number_whose_last_vote_retired(client, new_device, clock, config, store, redis_client):
+    vote(client, new_device, "loan")
+    clock.advance(days=4 * config.half_life_days + 1)
+    assert reputation.sweep(store) == 1
+    assert changes(redis_client, store)[-1]["v"] == "0"
+    assert reputation.sweep(store) == 0  # once
+
+
+def test_a_voter_whose_vote_retired_may_vote_again_and_counts(client, device, new_device, clock, config, store):
+    report(client, device, tag="loan")
+    clock.advance(days=4 * config.half_life_days + 1)
+    reputation.sweep(store)
+    report(client, device, tag="fraud")
+    vote(client, new_device, "fraud", "fraud")
+    assert reputation_of(client, device)["verdict"] == "block"
+
+
+def test_a_vote_of_an_erased_voter_is_refused_while_its_tombstone_lasts(store):
+    bucket = store.keys.bucket_of(E164)
+    store.redis.set(store.keys.erased_voter(bucket, "gone0001"), 1, ex=60)
+    outcome = reputation.cast_votes(store, [reputation.Vote(number=E164, tag="loan", voter="gone0001",
+                                                            at=store.clock())])[0]
+    assert outcome.outcome == "erased"
+    assert not store.redis.exists(store.keys.number(E164))

@@ -379,3 +379,117 @@ def test_erasing_a_device_removes_its_tally_from_the_day_before_yesterday(client
     clock.advance(days=1.5)  # 11:00 on D+2
     assert client.delete("/v1/devices/me", headers=gone).status_code == 200
     assert trust_traces(redis_client, store, gone) == []
+
+
+# --- ranks: fresh, aged and standing devices (production rules) -------------------------------
+
+RANKS = dict(fresh_reporters_to_block=21, aged_reporters_to_block=10, distinct_networks=True)
+RANKED = guarded(**RANKS)
+
+
+def spread_reports(client, clock, headers_and_addresses, number=NUMBER, tag="fraud") -> None:
+    """Reports from many devices, an hour apart: no burst for the guard to see."""
+    for headers, address in headers_and_addresses:
+        report(client, headers, number, tag=tag, address=address)
+        clock.advance(seconds=3600)
+
+
+@RANKED
+def test_fresh_devices_alone_block_only_past_twenty_on_distinct_networks(client, clock, device):
+    addresses = networks(21)
+    reporters = [(register(client, address), address) for address in addresses]
+    spread_reports(client, clock, reporters[:20])
+    body = shown(client, device)
+    assert (body["verdict"], body["reporters"]) == ("warn", 20)
+    spread_reports(client, clock, reporters[20:])
+    assert shown(client, device)["verdict"] == "block"
+
+
+@RANKED
+def test_aged_devices_without_standing_need_ten_to_block(client, clock, device):
+    addresses = networks(10)
+    reporters = [(register(client, address), address) for address in addresses]
+    clock.advance(days=8)  # past the fresh window
+    spread_reports(client, clock, reporters[:9])
+    assert shown(client, device)["verdict"] == "warn"
+    spread_reports(client, clock, reporters[9:])
+    assert shown(client, device)["verdict"] == "block"
+
+
+def aged_crowd(client, clock, count: int, first_network: int = 100) -> list[tuple[dict, str]]:
+    addresses = [f"10.{first_network + i}.0.1" for i in range(count)]
+    crowd = [(register(client, address), address) for address in addresses]
+    clock.advance(days=8)
+    return crowd
+
+
+@RANKED
+def test_early_spam_tags_borne_out_by_the_crowd_earn_standing_and_standing_blocks_with_three(
+        client, clock, store, device):
+    early = aged_crowd(client, clock, 3, first_network=1)
+    crowd = aged_crowd(client, clock, 10, first_network=100)
+    for target in numbers(2):
+        spread_reports(client, clock, early, number=target)  # before the block
+        spread_reports(client, clock, crowd, number=target)  # the crowd blocks it without them
+        assert shown(client, device, target)["verdict"] == "block"
+    trust.review(store)
+    assert {store.redis.hget(store.keys.device(device_id(h)), "st") for h, _ in early} == {"2"}
+    spread_reports(client, clock, early, number=OTHER)
+    assert shown(client, device, OTHER)["verdict"] == "block"
+
+
+@RANKED
+def test_tagging_numbers_already_blocked_earns_no_standing(client, clock, store, device):
+    crowd = aged_crowd(client, clock, 10, first_network=100)
+    copiers = aged_crowd(client, clock, 3, first_network=1)
+    for target in numbers(3):
+        spread_reports(client, clock, crowd, number=target)
+        spread_reports(client, clock, copiers, number=target)  # copying the published list
+    trust.review(store)
+    assert {store.redis.hget(store.keys.device(device_id(h)), "st") or "0" for h, _ in copiers} == {"0"}
+    spread_reports(client, clock, copiers, number=OTHER)
+    assert shown(client, device, OTHER)["verdict"] == "warn"
+
+
+@BURST
+def test_retagging_from_informational_to_spam_feeds_the_burst_guard(client, device):
+    addresses = networks(10)
+    reporters = [register(client, address) for address in addresses]
+    for headers, address in zip(reporters, addresses):
+        report(client, headers, tag="delivery", address=address)
+    for headers, address in zip(reporters, addresses):
+        report(client, headers, tag="fraud", address=address)
+    body = shown(client, device)
+    assert (body["verdict"], body["held"]) == ("warn", True)
+
+
+def test_a_vote_of_weight_zero_changes_no_verdict_and_no_statistics(client, store, device):
+    silent = register(client)
+    store.redis.hset(store.keys.device(device_id(silent)), "w", 0)
+    report(client, silent, tag="fraud")
+    body = shown(client, device)
+    assert (body["verdict"], body["reporters"], body["score"]) == ("unknown", 0, 0.0)
+    admin_key = {"Authorization": f"Bearer {apikeys.create(store, 'stats', 'admin')}"}
+    assert client.get("/v1/stats", headers=admin_key).get_json()["reports"] == 0
+
+
+def test_a_voter_reweighed_to_zero_leaves_its_number_unknown(store):
+    votes(store, weights=(100,))
+    reweigh_votes(store, [NUMBER], "v0000000", 0)
+    assert (lookup(store, NUMBER)["verdict"], lookup(store, NUMBER)["reporters"]) == ("unknown", 0)
+    reweigh_votes(store, [NUMBER], "v0000000", 100)
+    assert (lookup(store, NUMBER)["verdict"], lookup(store, NUMBER)["reporters"]) == ("warn", 1)
+
+
+@guarded(human_daily_tags=100)
+def test_churning_tags_on_one_number_counts_once_keeps_bounded_details_and_trips_the_rate_guard(client, store):
+    churner = register(client)
+    for _ in range(2):
+        items = [{"number": NUMBER, "tag": ("fraud", "health")[i % 2], "note": "again"} for i in range(500)]
+        assert client.post("/v1/reports/batch", json={"reports": items}, headers=churner).status_code == 200
+    admin_key = {"Authorization": f"Bearer {apikeys.create(store, 'stats', 'admin')}"}
+    assert client.get("/v1/stats", headers=admin_key).get_json()["reports"] == 1
+    details = store.redis.xlen(store.keys.details(store.keys.bucket_of(NUMBER)))
+    assert details == 1
+    trust.review(store)
+    assert weight_of(store, churner) == "0"
