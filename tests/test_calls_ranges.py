@@ -383,7 +383,8 @@ def test_fresh_devices_ringing_from_three_networks_do_not_block_under_production
 def test_a_burst_of_fresh_devices_ringing_makes_the_detector_hold_the_number(config):
     config.distinct_networks, config.burst_guard = True, True
     client = create_app(config).test_client()
-    tokens = [{"Authorization": f"Bearer {client.post('/v1/devices').get_json()['token']}"} for _ in range(8)]
+    tokens = [{"Authorization": f"Bearer {client.post('/v1/devices', environ_base={'REMOTE_ADDR': f'10.{i}.0.1'}).get_json()['token']}"}
+              for i in range(8)]
     for i, token in enumerate(tokens):
         ok(call(client, token, ip=f"10.{i}.0.1"))
     body = reputation_of(client, tokens[0])

@@ -189,10 +189,6 @@ if mode == 'vote' then
     set(voter, string.format('%.0f', vote))
     if voter == DETECTOR then
       set('a', 1)
-      if fresh and not fields.h then  -- fresh devices' rings made the detector vote: hold it
-        set('h', 1)
-        redis.call('SADD', held, number)
-      end
     elseif fresh and live and is_spam(tag) and not was_spam then
       -- Every way spam evidence arrives feeds the burst guard: a first tag and a retag alike.
       local minute = math.floor(now / 60)
@@ -222,6 +218,11 @@ if mode == 'vote' then
     if details ~= '' and (not previous_hour or vote_hour - previous_hour >= DETAILS_RETAG_HOURS) then
       redis.call('XADD', details_stream, 'MINID', '~', min_id, '*', 'n', number, 't', tag, 'd', details)
     end
+  end
+  if voter == DETECTOR and fresh and not fields.h then
+    -- a burst of fresh devices' rings is behind the detector's vote: hold it for review
+    set('h', 1)
+    redis.call('SADD', held, number)
   end
 elseif mode == 'reweigh' then
   outcome = 'absent'
