@@ -11,6 +11,14 @@ route's own round trip: the route runs its read through `counted`, which queues 
 call `limits` makes for a fixed-window hit (its script, its key) beside the read. A request
 that ends before that (a 4xx) is counted after it, the usual way.
 
+A route may be guarded by several limits, each counting someone else: the device token,
+the client address, the client's network (CALLMARK_NETWORK_PREFIX_V4/_V6), a fresh device.
+Counters name addresses and networks, like tokens, by keyed hash only: a key's TTL tells
+when its window started, and in clear it would tie an address to the device registered then.
+
+A batch of reports spends the report budget per valid item (`admit`): the items that fit
+are filed, the rest answer 429 in their item results.
+
 The limits themselves are settings: blocklist/config.py, CALLMARK_RATE_LIMIT_*.
 """
 from __future__ import annotations
@@ -21,7 +29,7 @@ import math
 import time
 
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import redis
 from flask import Flask, current_app, g, request
@@ -31,40 +39,94 @@ from limits.storage import RedisStorage
 from limits.strategies import FixedWindowRateLimiter
 from werkzeug.exceptions import TooManyRequests
 
+from . import devices, trust
 from .api.auth import bearer_token
+from .apikeys import KEY_TEXT_PREFIX
+from .errors import Unauthorized
 from .keys import PREFIX
 
 log = logging.getLogger(__name__)
+
+
+def _keyed(purpose: str, value: str) -> str:
+    secret = current_app.extensions["callmark"].secret
+    return hmac.new(secret, f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()[:24]
 
 
 def _caller() -> str:
     """The bearer credential, keyed-hashed: limits per token or key, never storing it."""
     token = bearer_token()
     if not token:
-        return f"addr:{request.remote_addr}"
-    secret = current_app.extensions["callmark"].secret
-    return "cred:" + hmac.new(secret, f"ratelimit:{token}".encode(), hashlib.sha256).hexdigest()[:24]
+        return _address()
+    return "cred:" + _keyed("ratelimit", token)
 
 
 def _address() -> str:
-    return f"addr:{request.remote_addr}"
+    return "addr:" + _keyed("ratelimit-address", request.remote_addr or "")
 
 
-# endpoint -> (limit name, whose requests count); routes with the same name share one budget
-ROUTE_LIMITS = {
-    "api.register_device": ("registration", _address),
-    "api.post_report": ("reports", _caller),
-    "api.post_batch": ("reports", _caller),
-    "api.delete_report": ("reports", _caller),
-    "api.open_dispute": ("reports", _caller),
-    "api.post_call": ("calls", _caller),
-    "api.get_number": ("lookups", _caller),
-    "api.lookup_prefix": ("lookups", _caller),
-    "api.get_feed": ("feed", _caller),
-    "api.export_feed": ("feed", _caller),
+def _network() -> str:
+    """The client's network (an address that is none counts on its own), keyed-hashed."""
+    address = request.remote_addr or ""
+    return "net:" + _keyed("ratelimit-network", trust.network_of(current_app.config["CALLMARK"], address) or address)
+
+
+def _by_api_key() -> bool:
+    return (bearer_token() or "").startswith(KEY_TEXT_PREFIX)
+
+
+def _device_network() -> Optional[str]:
+    """The client's network, for devices: API keys (vendors) keep their own limits."""
+    return None if _by_api_key() else _network()
+
+
+def _fresh_device() -> Optional[str]:
+    """The caller while its device is younger than CALLMARK_FRESH_DEVICE_DAYS, else None."""
+    device = g.get("device")
+    token = bearer_token()
+    if device is None and token and not _by_api_key():
+        try:  # before the route's own authentication: its cache makes that one free
+            device = devices.authenticate(current_app.extensions["callmark"], token)
+        except Unauthorized:
+            return None
+    if device is None:
+        return None
+    store = current_app.extensions["callmark"]
+    return _caller() if store.clock() - device.created < store.config.fresh_device_days * 86400 else None
+
+
+Whose = Callable[[], Optional[str]]  # whose requests a limit counts; None: the limit does not apply
+LOOKUP: tuple[tuple[str, Whose], ...] = (("lookups", _caller), ("lookups_network", _device_network),
+                                         ("lookups_fresh", _fresh_device))
+# endpoint -> its limits, each (limit name, whose requests count); routes naming one limit share its budget
+ROUTE_LIMITS: dict[str, tuple[tuple[str, Whose], ...]] = {
+    "api.register_device": (("registration", _address), ("registration_network", _network)),
+    "api.post_report": (("reports", _caller),),
+    "api.post_batch": (("reports", _caller),),
+    "api.delete_report": (("reports", _caller),),
+    "api.erase_device": (("erasure", _caller),),
+    "api.open_dispute": (("disputes", _caller), ("disputes_network", _network)),
+    "api.post_call": (("calls", _caller),),
+    "api.get_number": LOOKUP,
+    "api.lookup_prefix": LOOKUP,
+    "api.get_feed": (("feed", _caller),),
+    "api.export_feed": (("feed", _caller),),
 }
 # Routes that count their request in their own Redis round trip, through `counted`.
 SHARED_ROUND_TRIP = {"api.get_number"}
+# Routes whose request only checks its budget, and whose items spend it, through `admit`.
+PER_ITEM = {"api.post_batch"}
+
+Counters = list[tuple[str, str]]  # (limit name, whose requests count)
+
+
+def limit_names() -> set[str]:
+    """Every limit a route names: each must be a setting."""
+    return {name for limits in ROUTE_LIMITS.values() for name, _ in limits}
+
+
+def _counters(limits) -> Counters:
+    return [(name, who) for name, whose in limits if (who := whose()) is not None]
 
 
 class RateLimited(TooManyRequests):
@@ -93,44 +155,91 @@ class Guard:
         self.shares_round_trips = (type(strategy) is FixedWindowRateLimiter
                                    and isinstance(strategy.storage, RedisStorage))
 
-    def hit(self, name: str, caller: str) -> None:
-        """Count one request against every limit called `name`; raise RateLimited past one."""
-        for item in self.limits[name]:
-            if not self.limiter.limiter.hit(item, name, caller):
-                self.refuse(item, name, caller)
+    def hit(self, counters: Counters) -> None:
+        """Count one request against every limit of `counters`; raise RateLimited past one."""
+        for name, who in counters:
+            for item in self.limits[name]:
+                if not self.limiter.limiter.hit(item, name, who):
+                    self.refuse(item, name, who)
 
-    def refuse(self, item: RateLimitItem, name: str, caller: str):
-        reset_at = self.limiter.limiter.get_window_stats(item, name, caller).reset_time
-        raise RateLimited(item, reset_at)
+    def refuse(self, item: RateLimitItem, name: str, who: str):
+        raise self.refusal(item, name, who)
+
+    def refusal(self, item: RateLimitItem, name: str, who: str) -> RateLimited:
+        reset_at = self.limiter.limiter.get_window_stats(item, name, who).reset_time
+        return RateLimited(item, reset_at)
+
+    def check(self, counters: Counters) -> None:
+        """Refuse the request (and count it, as every refused request counts) when a limit has
+        nothing left; count nothing otherwise."""
+        for name, who in counters:
+            for item in self.limits[name]:
+                if not self.limiter.limiter.test(item, name, who):
+                    for counted_name, counted_who in counters:
+                        for other in self.limits[counted_name]:
+                            self.limiter.limiter.hit(other, counted_name, counted_who)
+                    self.refuse(item, name, who)
+
+    def admit(self, counters: Counters, wanted: int) -> tuple[int, Optional[RateLimited]]:
+        """Spend up to `wanted` units of every limit of `counters` at once; return how many fit
+        and, when some did not, the refusal for them. The request costs one unit at least."""
+        storage = self.limiter.limiter.storage
+        items = [(item, name, who) for name, who in counters for item in self.limits[name]]
+        room = min([wanted, *(item.amount - storage.get(item.key_for(name, who)) for item, name, who in items)])
+        cost = max(1, room)
+        admitted, tightest = max(0, room), None
+        for item, name, who in items:
+            count = storage.incr(item.key_for(name, who), item.get_expiry(), amount=cost)
+            left = item.amount - (count - cost)  # less than `room` when a concurrent request spent some
+            if left < wanted and (tightest is None or left < tightest[0]):
+                tightest = (left, item, name, who)
+            admitted = max(0, min(admitted, left))
+        if admitted >= wanted or tightest is None:
+            return admitted, None
+        return admitted, self.refusal(*tightest[1:])
 
     def counted(self, store, fill: Callable[[Any], None]) -> Any:
         """Run the one command `fill(pipe)` queues in a `store.pipelined` round trip, with this
         request's pending counters beside it (what FixedWindowRateLimiter.hit would send:
         limits' increment script on its key); raise RateLimited past a limit, else return the
         command's reply."""
-        pending = g.pop("callmark_pending_limit", None)
+        pending = g.pop("callmark_pending_limits", None)
         if pending is None:  # counted already, in before_request
             return store.pipelined(fill)[0]
-        name, caller = pending
+        items = [(item, name, who) for name, who in _counters(pending) for item in self.limits[name]]
         storage = self.limiter.limiter.storage
         store.scripts.setdefault(("limits", "incr_expire"), storage.lua_incr_expire)  # reloaded on NOSCRIPT
 
         def queue(pipe) -> None:
             fill(pipe)
-            for item in self.limits[name]:
-                store.evalsha(pipe, storage.lua_incr_expire, [storage.prefixed_key(item.key_for(name, caller))],
+            for item, name, who in items:
+                store.evalsha(pipe, storage.lua_incr_expire, [storage.prefixed_key(item.key_for(name, who))],
                               [item.get_expiry(), 1])
 
         reply, *counts = store.pipelined(queue)
-        for item, count in zip(self.limits[name], counts):
+        for (item, name, who), count in zip(items, counts):
             if int(count) > item.amount:
-                self.refuse(item, name, caller)
+                self.refuse(item, name, who)
         return reply
 
 
 def counted(fill: Callable[[Any], None]) -> Any:
     """`Guard.counted` for the current request: see SHARED_ROUND_TRIP."""
     return current_app.extensions["callmark.ratelimit"].counted(current_app.extensions["callmark"], fill)
+
+
+def admit(wanted: int) -> tuple[int, Optional[dict]]:
+    """For a route in PER_ITEM: how many of `wanted` items its budget takes (the first ones), and
+    the error of the others; their 429 headers go on the answer."""
+    guard = current_app.extensions["callmark.ratelimit"]
+    admitted, refusal = guard.admit(_counters(ROUTE_LIMITS[request.endpoint]), wanted)
+    if refusal is None:
+        return admitted, None
+    g.callmark_limit_headers = refusal.headers
+    retry_after = int(refusal.headers["Retry-After"])
+    return admitted, {"code": "rate_limited",
+                      "message": f"rate limit exceeded ({refusal.description}); retry after {retry_after} seconds",
+                      "details": {"limit": refusal.description, "retry_after": retry_after}}
 
 
 def init_app(app: Flask, storage_uri: str) -> Limiter:
@@ -145,24 +254,29 @@ def init_app(app: Flask, storage_uri: str) -> Limiter:
 
     @app.before_request
     def check_rate_limit() -> None:
-        guarded = ROUTE_LIMITS.get(request.endpoint or "")
-        if guarded is None:
+        limits = ROUTE_LIMITS.get(request.endpoint or "")
+        if limits is None:
             return
-        name, whose = guarded
         if guard.shares_round_trips and request.endpoint in SHARED_ROUND_TRIP:
-            g.callmark_pending_limit = (name, whose())
+            g.callmark_pending_limits = limits  # whose: once the route has authenticated its caller
+        elif request.endpoint in PER_ITEM:
+            guard.check(_counters(limits))
         else:
-            guard.hit(name, whose())
+            guard.hit(_counters(limits))
 
     @app.after_request
     def count_the_rest(response):
-        pending = g.pop("callmark_pending_limit", None)
+        pending = g.pop("callmark_pending_limits", None)
         if pending is not None:  # the route answered before its round trip: count it now
             try:
-                for item in guard.limits[pending[0]]:
-                    limiter.limiter.hit(item, *pending)
+                for name, who in _counters(pending):
+                    for item in guard.limits[name]:
+                        limiter.limiter.hit(item, name, who)
             except redis.RedisError:
                 log.warning("a rate-limit counter was not written: Redis did not answer")
+        limited = g.pop("callmark_limit_headers", None)  # items of a batch past the budget
+        if limited and response.status_code == 200:
+            response.headers.extend(limited)
         return response
 
     return limiter

@@ -1,7 +1,7 @@
 """Reports from devices: validated items become votes, applied in one pipelined round trip."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from marshmallow import ValidationError
 
@@ -45,9 +45,12 @@ def submit(store: Store, device: devices.Device, address: str | None, item: dict
     return {"number": vote.number, "tag": vote.tag, "duplicate": outcome.duplicate}
 
 
-def submit_batch(store: Store, device: devices.Device, address: str | None, items: list[Any],
-                 schema) -> list[dict[str, Any]]:
-    """File every valid item; each result says 201 with the report or 400 with its error."""
+def submit_batch(store: Store, device: devices.Device, address: str | None, items: list[Any], schema,
+                 admit: Callable[[int], tuple[int, dict[str, Any] | None]] | None = None) -> list[dict[str, Any]]:
+    """File every valid item; each result says 201 with the report or 400 with its error.
+
+    `admit(n)` says how many of the n valid items the device's budget takes (the first ones)
+    and the error of the others, which answer 429."""
     results: list[dict[str, Any] | None] = [None] * len(items)
     votes: list[tuple[int, Vote]] = []
     voter = devices.voter_field(store.secret, device.id)
@@ -59,6 +62,11 @@ def submit_batch(store: Store, device: devices.Device, address: str | None, item
             results[index] = _failure(index, "validation_error", "the report is not valid", {"fields": exc.messages})
         except CallMarkError as exc:
             results[index] = _failure(index, exc.code, exc.message, exc.details)
+    if admit is not None:
+        admitted, refusal = admit(len(votes))
+        for index, _ in votes[admitted:]:
+            results[index] = {"index": index, "status": 429, "error": refusal}
+        del votes[admitted:]
     outcomes = _cast(store, device.id, [vote for _, vote in votes])
     for (index, vote), outcome in zip(votes, outcomes):
         results[index] = {"index": index, "status": 201, "number": vote.number, "tag": vote.tag,

@@ -98,7 +98,9 @@ def post_report():
 @device_required
 def post_batch():
     body = _batch_schema.load(_json_body())
-    results = reports.submit_batch(_store(), g.device, request.remote_addr, body["reports"], _report_schema)
+    # Every valid item spends the device's report budget; the items past it answer 429.
+    results = reports.submit_batch(_store(), g.device, request.remote_addr, body["reports"], _report_schema,
+                                   admit=ratelimit.admit)
     for result in results:
         observability.count_report(duplicate=result.get("duplicate", False),
                                    error=result["error"]["code"] if "error" in result else None)
