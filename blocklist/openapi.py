@@ -72,7 +72,9 @@ def build_spec() -> APISpec:
         "/v1/reports": {"post": _op("Tag a number (one vote per device and number)", 201, r.ReportResultSchema,
                                     security=device, request=s.ReportSchema, errors=(400, 413, 429),
                                     tags=["reports"])},
-        "/v1/reports/batch": {"post": _op("Up to 500 reports; valid items are kept even when others fail", 200,
+        "/v1/reports/batch": {"post": _op("Up to 500 reports; valid items are kept even when others fail; each valid "
+                                          "item spends one report of the device's budget, and those past it answer "
+                                          "429 in their item result (the answer then carries Retry-After)", 200,
                                           r.BatchResultSchema, security=device, request=s.BatchSchema,
                                           errors=(400, 413, 429), tags=["reports"])},
         "/v1/reports/{number}": {"parameters": [_number_param()],
