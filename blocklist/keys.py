@@ -121,21 +121,23 @@ class Keys:
         """Hash: API key name -> when it was last used (unix seconds)."""
         return f"{PREFIX}:apikeys:used"
 
-    def audit(self) -> str:
-        """Stream: every override set or cleared and every dispute resolved, with who and why."""
-        return f"{PREFIX}:audit"
+    # Moderation: audit entries and disputes live on the bucket of their number, so each step
+    # is one script with the number's state; listings merge the buckets (blocklist/moderation.py).
+    def audit(self, bucket: int) -> str:
+        """Stream: a bucket's overrides set or cleared, holds released and disputes resolved, with who and why."""
+        return f"{PREFIX}:audit:{{b{bucket}}}"
 
-    def dispute(self, dispute_id: str) -> str:
-        """Hash: one dispute."""
-        return f"{PREFIX}:dispute:{dispute_id}"
+    def dispute(self, bucket: int, dispute_id: str) -> str:
+        """Hash: one dispute of a number in this bucket (its id starts with the bucket)."""
+        return f"{PREFIX}:dispute:{{b{bucket}}}:{dispute_id}"
 
-    def disputes_open(self) -> str:
-        """Sorted set: open dispute ids by opening time."""
-        return f"{PREFIX}:disputes:open"
+    def disputes_open(self, bucket: int) -> str:
+        """Sorted set: a bucket's open dispute ids by opening time."""
+        return f"{PREFIX}:disputes:open:{{b{bucket}}}"
 
     def dispute_of_number(self, number: str) -> str:
         """String: the open dispute of a number, if any."""
-        return f"{PREFIX}:disputes:number:{number}"
+        return f"{PREFIX}:disputes:number:{{b{self.bucket_of(number)}}}:{number}"
 
     def device_daily_tags(self, device_id: str, day: int) -> str:
         """The numbers a device tagged on one day (days since 1970), kept two days."""

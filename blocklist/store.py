@@ -65,6 +65,7 @@ class Store:
     keys: Keys
     report_script: "redis.commands.core.Script"
     read_script: "redis.commands.core.Script"
+    moderation_script: "redis.commands.core.Script"  # lua/moderation.lua: disputes, overrides, holds
     clock: Callable[[], float]
     secret: bytes  # keys token hashes and voter ids
     auth_cache: dict[str, Any] = field(default_factory=dict)  # per-process caches of devices and keys
@@ -86,7 +87,7 @@ class Store:
             except redis.exceptions.NoScriptError:
                 if attempt == 2:
                     raise
-                for script in (self.report_script, self.read_script, *self.scripts.values()):
+                for script in (self.report_script, self.read_script, self.moderation_script, *self.scripts.values()):
                     self.redis.script_load(script.script)
 
     @staticmethod
@@ -145,6 +146,7 @@ class Store:
             keys=Keys(config.buckets),
             report_script=client.register_script(shared + _lua("report.lua")),
             read_script=client.register_script(shared + _lua("read.lua")),
+            moderation_script=client.register_script(shared + _lua("moderation.lua")),
             clock=config.clock or time.time,
             secret=secret,
         )

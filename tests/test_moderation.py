@@ -3,12 +3,17 @@ from __future__ import annotations
 
 import base64
 import os
+from contextlib import contextmanager
 from dataclasses import replace
+from typing import Iterator
 
 import pytest
+import redis
+from redis.crc import key_slot
 
-from blocklist import apikeys, create_app
-from blocklist.reputation import Vote, cast_votes, iso_unix
+from blocklist import apikeys, create_app, moderation
+from blocklist.errors import Conflict
+from blocklist.reputation import Vote, cast_votes, iso_unix, lookup, published_state
 from sync.publish import publish
 from tests.support import assert_error, redis_state
 
@@ -322,3 +327,175 @@ def test_resolving_with_a_bad_override_is_400_and_keeps_the_dispute_open(client,
     before = stored(redis_client)
     assert_error(resolve(client, admin, dispute_id, "warn"), 400, "validation_error")
     assert stored(redis_client) == before
+
+
+@pytest.mark.parametrize("dispute_id", ["0123456789abcdef", "x-0123456789abcdef", "99999-0123456789abcdef",
+                                        "1-0123", "1-0123456789ABCDEF", "-1-0123456789abcdef"])
+def test_resolving_a_malformed_dispute_id_is_404_and_writes_nothing(client, admin, redis_client, dispute_id):
+    before = stored(redis_client)
+    assert_error(resolve(client, admin, dispute_id, None), 404, "not_found")
+    assert stored(redis_client) == before
+
+
+def test_a_dispute_id_starts_with_the_bucket_of_its_number(client, store, device):
+    for number in (NUMBER, OTHER):
+        dispute_id = dispute(client, device, number).get_json()["dispute_id"]
+        bucket, _, rest = dispute_id.partition("-")
+        assert (bucket, len(rest)) == (str(store.keys.bucket_of(number)), 16)
+
+
+# --- listings merge the buckets ---------------------------------------------------------------
+
+def numbers_in_distinct_buckets(store, count: int) -> list[str]:
+    found: dict[int, str] = {}
+    for i in range(1000):
+        number = f"+86137{i:08d}"
+        found.setdefault(store.keys.bucket_of(number), number)
+        if len(found) == count:
+            return list(found.values())
+    raise AssertionError("not enough buckets")
+
+
+def test_the_audit_log_merges_every_bucket_newest_first_up_to_the_limit(client, store, admin):
+    numbers = numbers_in_distinct_buckets(store, 5)
+    for number in numbers:
+        assert override(client, admin, "block", f"ring {number}", number=number).status_code == 200
+    entries = client.get("/v1/admin/audit", query_string={"limit": 3}, headers=admin).get_json()["entries"]
+    assert [e["number"] for e in entries] == numbers[::-1][:3]
+    assert [e["reason"] for e in entries] == [f"ring {n}" for n in numbers[::-1][:3]]
+
+
+def test_open_disputes_of_every_bucket_are_listed_oldest_first(client, store, device, admin, clock):
+    numbers = numbers_in_distinct_buckets(store, 4)
+    opened = []
+    for number in numbers:
+        opened.append(dispute(client, device, number).get_json()["dispute_id"])
+        clock.advance(seconds=1)
+    listed = client.get("/v1/admin/disputes", headers=admin).get_json()["disputes"]
+    assert [(d["dispute_id"], d["number"]) for d in listed] == list(zip(opened, numbers))
+    resolve(client, admin, opened[1], None)
+    listed = client.get("/v1/admin/disputes", headers=admin).get_json()["disputes"]
+    assert [d["dispute_id"] for d in listed] == [opened[0], *opened[2:]]
+
+
+# --- every step is one script: no crash leaves it half done -------------------------------------
+
+class Crash(redis.ConnectionError):
+    """The process died before it could send this command."""
+
+
+@contextmanager
+def crashing(store, after: int | None = None) -> Iterator[list[tuple]]:
+    """Commands the store's client sends, recorded; with `after`, it dies before sending any
+    command past that many (the way a killed worker stops between two round trips)."""
+    sent: list[tuple] = []
+    real = store.redis.execute_command
+
+    def execute(*args, **options):
+        if after is not None and len(sent) >= after:
+            raise Crash(f"died before {args[0]}")
+        sent.append(args)
+        return real(*args, **options)
+
+    store.redis.execute_command = execute
+    try:
+        yield sent
+    finally:
+        del store.redis.execute_command
+
+
+def blocked(store, number: str) -> dict:
+    vote(store, number, "fraud", 5)
+    return {}
+
+
+def held(store, number: str) -> dict:
+    cast_votes(store, [Vote(number=number, tag="fraud", voter=f"v{i:07d}", at=store.clock(), fresh=True)
+                       for i in range(10)])
+    assert lookup(store, number)["held"]
+    return {}
+
+
+def disputed(store, number: str) -> dict:
+    blocked(store, number)
+    return {"dispute_id": moderation.open_dispute(store, number, "my shop", "owner@example.com")["dispute_id"]}
+
+
+def overridden(store, number: str) -> dict:
+    blocked(store, number)
+    moderation.set_override(store, number, "allow", "bank hotline", "ops")
+    return {}
+
+
+STEPS = {  # name -> (the state before, the step)
+    "open a dispute": (blocked, lambda store, n, _: moderation.open_dispute(store, n, "my shop", "me@example.com")),
+    "resolve with allow": (disputed, lambda store, n, c: moderation.resolve_dispute(store, c["dispute_id"], "allow",
+                                                                                     "licence checked", "ops")),
+    "resolve, no override": (disputed, lambda store, n, c: moderation.resolve_dispute(store, c["dispute_id"], None,
+                                                                                       "not ours to pin", "ops")),
+    "set an override": (blocked, lambda store, n, _: moderation.set_override(store, n, "allow", "bank", "ops")),
+    "clear an override": (overridden, lambda store, n, _: moderation.set_override(store, n, None, "moved", "ops")),
+    "release a hold": (held, lambda store, n, _: moderation.release_hold(store, n, "a real wave", "ops")),
+}
+
+
+def assert_consistent(store, number: str, context: dict) -> None:
+    """What no crash may leave: a dispute flag, record and listing that disagree; an override,
+    release or resolution without its audit entry, or an entry without it; a published state
+    other than the verdict."""
+    shown = lookup(store, number)
+    open_ones = [d for d in moderation.open_disputes(store, 1000) if d["number"] == number]
+    assert len(open_ones) <= 1
+    assert shown["disputed"] == bool(open_ones)
+    entries = moderation.audit_log(store, number, 1000)
+    latest = next((e for e in entries if e["action"] in ("override", "override_cleared")), None)
+    assert shown["override"] == ((latest["verdict"] or None) if latest else None)
+    if "dispute_id" in context:
+        resolved = [e for e in entries if e["action"] == "dispute_resolved" and e["dispute_id"] == context["dispute_id"]]
+        assert len(resolved) == (0 if open_ones else 1)
+    if any(e["action"] == "hold_released" for e in entries):
+        assert not shown["held"]
+    elif "release" in context:
+        assert shown["held"]
+    state = store.redis.hget(store.keys.number(number), "v")
+    assert published_state(int(state or 0)) == (shown["verdict"], shown["label"])
+    # A number that shows no open dispute takes a new one (nothing points at a lost record).
+    if open_ones:
+        with pytest.raises(Conflict):
+            moderation.open_dispute(store, number, "again", "me@example.com")
+    else:
+        moderation.open_dispute(store, number, "again", "me@example.com")
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_crash_anywhere_in_a_step_leaves_the_number_consistent(store, step):
+    before, act = STEPS[step]
+    for after in range(20):
+        number = f"+861380013{after:04d}"
+        context = {**before(store, number), **({"release": True} if step == "release a hold" else {})}
+        with crashing(store, after):
+            try:
+                act(store, number, context)
+                finished = True
+            except Crash:
+                finished = False
+        assert_consistent(store, number, context)
+        if finished:
+            return
+    raise AssertionError("the step never finished")
+
+
+READS = {"GET", "HGET", "HMGET", "HGETALL", "EXISTS", "ZRANGE", "XREVRANGE", "SCRIPT LOAD", "SCRIPT"}
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_each_step_writes_in_one_script_whose_keys_share_the_numbers_slot(store, step):
+    before, act = STEPS[step]
+    context = before(store, NUMBER)
+    with crashing(store) as sent:
+        act(store, NUMBER, context)
+    scripts = [args for args in sent if args[0] in ("EVALSHA", "EVAL")]
+    assert len(scripts) == 1, sent
+    assert {args[0] for args in sent if args[0] not in ("EVALSHA", "EVAL")} <= READS, sent
+    keys = scripts[0][3:3 + int(scripts[0][2])]
+    assert {key_slot(key.encode()) for key in keys} == {key_slot(store.keys.number(NUMBER).encode())}
