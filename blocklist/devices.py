@@ -16,8 +16,9 @@ from .store import Store
 DEVICE_ID_BYTES = 8  # 64 random bits, shown to the device as 16 hex characters
 TOKEN_SECRET_BYTES = 32  # 256 random bits after the device id: unguessable
 VOTER_FIELD_CHARS = 8  # 48 bits of keyed hash per voter within one number's hash
-AUTH_CACHE_SECONDS = 10.0  # a verified token (and its weight) is trusted this long per process
+AUTH_CACHE_SECONDS = 10.0  # a verified token (and its weight) is trusted this long per process, for reads
 AUTH_CACHE_SIZE = 50_000  # tokens remembered per process before the cache starts over
+ERASED_VOTER_SECONDS = 86400  # an erased device's votes are refused this long: far past any request in flight
 
 
 def _keyed(secret: bytes, purpose: str, value: str) -> bytes:
@@ -49,17 +50,22 @@ def register(store: Store, address: str | None = None) -> tuple[str, str]:
     return device_id, token
 
 
-def authenticate(store: Store, token: str | None) -> Device:
-    """Return the device a bearer token belongs to, or raise Unauthorized."""
+def authenticate(store: Store, token: str | None, cached: bool = True) -> Device:
+    """Return the device a bearer token belongs to, or raise Unauthorized.
+
+    `cached`: a token this process verified within AUTH_CACHE_SECONDS is taken without asking
+    Redis. Only reads may: another process may have erased the device since, so a write
+    passes False (and its votes are admitted by `admit_votes` in any case).
+    """
     if not token:
         raise Unauthorized("a device token is required: send Authorization: Bearer <token>")
     device_id, dot, _ = token.partition(".")
     if not dot or len(device_id) != 2 * DEVICE_ID_BYTES or len(token) > 128:
         raise Unauthorized("the device token is malformed")
     token_hash = _keyed(store.secret, "token", token).hex()
-    cached = store.auth_cache.get(token_hash)
-    if cached is not None and cached[0] > time.monotonic():
-        return cached[1]
+    hit = store.auth_cache.get(token_hash) if cached else None
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
     stored, weight, created = store.redis.hmget(store.keys.device(device_id), "h", "w", "c")
     if stored is None or not hmac.compare_digest(stored, token_hash):
         raise Unauthorized("the device token is not valid")
@@ -73,18 +79,27 @@ def authenticate(store: Store, token: str | None) -> Device:
 def erase(store: Store, device_id: str) -> int:
     """Forget a device: its votes leave every number (with change-log entries), its token dies.
 
-    Returns how many votes were withdrawn. Other processes may trust the token from their
-    cache for up to AUTH_CACHE_SECONDS more.
+    Returns how many votes were withdrawn. Once its record is gone no write of the device is
+    admitted (`admit_votes`); a vote admitted before and still in flight is refused by the
+    report script through the tombstones, or lands before them and is withdrawn here.
     """
-    numbers = ["+" + digits for digits in store.redis.smembers(store.keys.device_votes(device_id))]
-    withdrawn = withdraw_votes(store, numbers, voter_field(store.secret, device_id))
+    keys = store.keys
+    voter = voter_field(store.secret, device_id)
+    erase_first = store.script("blocklist", "device_erase.lua")
+    numbers = ["+" + digits for digits in erase_first(keys=[keys.device(device_id), keys.device_votes(device_id)])]
+    store.pipelined(lambda pipe: [pipe.set(keys.erased_voter(bucket, voter), 1, ex=ERASED_VOTER_SECONDS)
+                                  for bucket in range(store.config.buckets)])
+    withdrawn = withdraw_votes(store, numbers, voter)
     trust.forget(store, device_id)
-    store.redis.delete(store.keys.device(device_id), store.keys.device_votes(device_id))
+    store.redis.delete(keys.device_votes(device_id))
     store.auth_cache.clear()
     return withdrawn
 
 
-def remember_votes(store: Store, device_id: str, numbers: list[str], pipeline) -> None:
-    """Record which numbers a device voted on, so `erase` can find its votes."""
-    if numbers:
-        pipeline.sadd(store.keys.device_votes(device_id), *[n.lstrip("+") for n in numbers])
+def admit_votes(store: Store, device_id: str, numbers: list[str]) -> None:
+    """Before a device's votes are cast: check in one step with noting their numbers (so
+    `erase` finds every vote that may land) that the device still exists; else Unauthorized."""
+    admit = store.script("blocklist", "device_admit.lua")
+    if not admit(keys=[store.keys.device(device_id), store.keys.device_votes(device_id)],
+                 args=[number.lstrip("+") for number in numbers]):
+        raise Unauthorized("the device token is not valid")

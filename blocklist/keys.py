@@ -102,8 +102,12 @@ class Keys:
 
     def erased_voter(self, bucket: int, voter: str) -> str:
         """String with a lifetime: an erased device's voter field in one bucket; the report
-        script refuses its votes there (a vote in flight while the device is erased)."""
-        return f"{PREFIX}:gone:{{b{bucket}}}:{voter}"
+        script refuses its votes there (a vote in flight while the device is erased).
+
+        Named by a hash of the voter field: after the erasure nothing stored names the field.
+        """
+        digest = hashlib.sha256(f"gone:{voter}".encode()).hexdigest()[:32]
+        return f"{PREFIX}:gone:{{b{bucket}}}:{digest}"
 
     def device_votes(self, device_id: str) -> str:
         """Set: the numbers a device has voted on (digits), so erasing it finds its votes."""

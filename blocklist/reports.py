@@ -29,9 +29,10 @@ def _vote(store: Store, voter: str, who: trust.Reporter, item: dict[str, Any]) -
 
 
 def _cast(store: Store, device_id: str, votes: list[Vote]) -> list:
-    """Cast a device's votes; note the ones that changed something for its trust review."""
-    outcomes = cast_votes(store, votes, before=lambda pipe: devices.remember_votes(
-        store, device_id, [vote.number for vote in votes], pipe))
+    """Cast a device's votes once it is admitted (401 if erased); note the ones that changed
+    something for its trust review."""
+    devices.admit_votes(store, device_id, [vote.number for vote in votes])
+    outcomes = cast_votes(store, votes)
     trust.note_votes(store, device_id, [vote.number for vote, outcome in zip(votes, outcomes)
                                         if outcome.outcome in ("new", "retag")])
     return outcomes

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from blocklist import apikeys
+from blocklist import apikeys, create_app
 from tests.support import assert_error, redis_state
 from tests.test_devices import everything_in_redis
 
@@ -199,3 +199,17 @@ def test_an_api_key_cannot_report_as_a_device(app, client):
     key = create_key(app, "ops", "admin")
     response = client.post("/v1/reports", headers=bearer(key), json={"number": E164, "tag": "loan"})
     assert_error(response, 401, "unauthorized")
+
+
+def test_a_revoked_key_is_refused_by_every_worker_at_once(config, app, client):
+    other = create_app(config).test_client()
+    key = create_key(app, "ops", "admin")
+    override = {"verdict": "block", "reason": "fraud ring"}
+    assert other.put(f"/v1/admin/numbers/{E164}/override", headers=bearer(key), json=override).status_code == 200
+    assert other.get("/v1/admin/audit", headers=bearer(key)).status_code == 200
+    assert cli(app, "keys", "revoke", "ops").exit_code == 0
+    assert_error(other.put(f"/v1/admin/numbers/{E164}/override", headers=bearer(key), json=override), 401,
+                 "unauthorized")
+    assert_error(other.delete(f"/v1/admin/numbers/{E164}/override", headers=bearer(key)), 401, "unauthorized")
+    assert_error(other.get("/v1/admin/audit", headers=bearer(key)), 401, "unauthorized")
+    assert_error(other.get("/v1/feed", headers=bearer(key)), 401, "unauthorized")
