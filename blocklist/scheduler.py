@@ -22,10 +22,10 @@ def run() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     config = store.config
-    signer, _ = app.extensions["callmark.signing"]
+    keyring = app.extensions["callmark.signing"]  # re-read from Redis at every publish
     jobs = []  # (interval, job); a publish sweeps first, so it also stands in for a sweep
     if config.publish_interval:
-        jobs.append((config.publish_interval, lambda: _publish(store, signer)))
+        jobs.append((config.publish_interval, lambda: _publish(store, keyring)))
     if config.sweep_interval:
         jobs.append((config.sweep_interval, lambda: _sweep(store)))
     due = {i: time.monotonic() + (0 if i == 0 else interval) for i, (interval, _) in enumerate(jobs)}
@@ -38,7 +38,7 @@ def run() -> None:
                 except (redis.ConnectionError, redis.TimeoutError) as exc:
                     log.warning("scheduled job skipped, Redis unavailable: %s", exc.__class__.__name__)
                 except publish.PublishError as exc:
-                    log.warning("scheduled publish failed: %s", exc)
+                    log.error("scheduled publish failed: %s", exc)
 
 
 def _sweep(store) -> None:
@@ -50,8 +50,9 @@ def _sweep(store) -> None:
         log.info("trust review: %d devices changed weight", reweighed)
 
 
-def _publish(store, signer) -> None:
-    results = publish.publish(store, signer, wait=0)
+def _publish(store, keyring) -> None:
+    """Publish with the key the service signs with now, as Redis says."""
+    results = publish.publish(store, keyring, wait=0)
     if results is None:
         log.info("scheduled publish skipped: another publisher holds the lock")
         return

@@ -33,12 +33,12 @@ class UnknownVersion(NotFound):
 
 
 def init_app(app: Flask) -> None:
-    """Load the signing keys, announce a successor if one is set, and add the routes."""
+    """Find this process's signing seeds, read (or, first of all, write) the key state in
+    Redis, and add the routes."""
     store: Store = app.extensions["callmark"]
-    current, upcoming = signing.load_keys(store.config)
-    if upcoming is not None:
-        signing.announce(store, current, upcoming, publish.iso(store.clock()))
-    app.extensions["callmark.signing"] = (current, upcoming)
+    keyring = signing.Keyring(store)
+    keyring.start()
+    app.extensions["callmark.signing"] = keyring
     app.register_blueprint(bp)
 
 
@@ -166,7 +166,6 @@ def delta(name: str):
 
 @bp.get("/v1/keys/signing")
 def signing_keys():
-    current, upcoming = current_app.extensions["callmark.signing"]
-    response = jsonify(signing.keys_document(_store(), current, upcoming))
+    response = jsonify(current_app.extensions["callmark.signing"].document())  # read from Redis every time
     response.headers["Cache-Control"] = "public, max-age=300"
     return response

@@ -2,7 +2,8 @@
 
 It keeps its state in one folder:
 
-- ``keys.json``: the pinned signing keys, ``{"keys": {"<key_id>": "<public key, base64>"}}``.
+- ``keys.json``: the signing keys, ``{"keys": {"<key_id>": "<public key, base64>"}, "retired":
+  {…}, "revoked": ["<key_id>", …]}``: trusted, retired and revoked (PROTOCOL.md section 5).
 - ``<list>.list``: one list: a JSON line ``{"manifest": {...}, "signature": "...", "etag": ...}``,
   a newline, then the list's snapshot (pybloom-live's file, PROTOCOL.md section 3).
 
@@ -35,7 +36,7 @@ from blocklist.lists import RANGES, block_keys
 from blocklist.numbers import normalize
 
 from . import bloom, delta
-from .signing import endorsed_key, key_id, verify
+from .signing import REVOCATION_PURPOSE, RETIREMENT_PURPOSE, endorsed_key, key_id, stated_key, verify
 
 ALLOW = "allow"  # the list checked first: its numbers get through
 
@@ -177,23 +178,103 @@ def atomic_write(path: str, data: bytes) -> None:
             os.close(folder_fd)
 
 
-def load_keys(folder: str) -> dict[str, str]:
-    """The pinned keys, key id -> public key (base64); empty before the first contact."""
+@dataclass
+class Trust:
+    """The client's signing keys (PROTOCOL.md section 5): trusted keys sign manifests; manifests
+    that retired keys signed earlier stay valid; nothing a revoked key signed counts."""
+
+    keys: dict[str, str]  # trusted: key id -> public key (base64)
+    retired: dict[str, str]  # key id -> public key
+    revoked: set[str]
+
+    def empty(self) -> bool:
+        """Nothing pinned, ever: the only state in which a keys document's key is taken on trust."""
+        return not (self.keys or self.retired or self.revoked)
+
+    def verifying(self) -> dict[str, str]:
+        """The keys that vouch for a stored copy: trusted or retired."""
+        return {**self.retired, **self.keys}
+
+    def why_not(self, kid: Any) -> str:
+        """Why a key id does not sign manifests here."""
+        if kid in self.revoked:
+            return "which is revoked"
+        if kid in self.retired:
+            return "which is retired"
+        return "which is not trusted"
+
+    def pin(self, kid: str, public: str) -> bool:
+        """Trust a key, unless it was retired or revoked; True when that changed anything."""
+        if kid in self.keys or kid in self.retired or kid in self.revoked:
+            return False
+        self.keys[kid] = public
+        return True
+
+    def apply(self, document: dict[str, Any]) -> list[str]:
+        """Follow a keys document's endorsements, retirements and revocations (rules a, b and c of
+        PROTOCOL.md section 5) until nothing changes; returns what changed, for the log."""
+        endorsements = [document.get("next"), document.get("previous")]
+        retirements, revocations = (document.get(m) if isinstance(document.get(m), list) else []
+                                    for m in ("retired", "revoked"))
+        changes: list[str] = []
+        changed = True
+        while changed:
+            changed = False
+            for endorsement in endorsements:
+                found = endorsed_key(endorsement, self.keys)
+                if found and self.pin(*found):
+                    changes.append(f"now trusting signing key {found[0]}, endorsed by key "
+                                   f"{endorsement['statement']['endorsed_by']}")
+                    changed = True
+            for retirement in retirements:
+                kid = stated_key(retirement, RETIREMENT_PURPOSE, self.keys)
+                if kid in self.keys:
+                    self.retired[kid] = self.keys.pop(kid)
+                    changes.append(f"signing key {kid} is retired: it signs no more manifests")
+                    changed = True
+            for revocation in revocations:
+                kid = stated_key(revocation, REVOCATION_PURPOSE, self.keys)
+                if kid is not None and kid not in self.revoked:
+                    self.keys.pop(kid, None)
+                    self.retired.pop(kid, None)
+                    self.revoked.add(kid)
+                    changes.append(f"signing key {kid} is revoked: nothing it signed is used any more")
+                    changed = True
+        return changes
+
+    def describe(self) -> str:
+        """`trusted <ids>; retired <ids>; revoked <ids>`, the form of the vectors of section 5."""
+        ids = lambda found: ",".join(sorted(found)) or "-"  # noqa: E731
+        return f"trusted {ids(self.keys)}; retired {ids(self.retired)}; revoked {ids(self.revoked)}"
+
+
+def load_trust(folder: str) -> Trust:
+    """The keys kept in folder; all empty before the first contact."""
     path = os.path.join(folder, KEYS_FILE)
     try:
         with open(path, "rb") as f:
-            keys = json.loads(f.read())["keys"]
+            document = json.loads(f.read())
+        trust = Trust(document["keys"], document.get("retired", {}), set(document.get("revoked", [])))
     except FileNotFoundError:
-        return {}
-    except (ValueError, KeyError, TypeError):
+        return Trust({}, {}, set())
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise SyncError(f"{path} is damaged: pass --key to pin the signing key again") from None
-    if not isinstance(keys, dict) or not all(isinstance(v, str) for v in keys.values()):
+    for keys in (trust.keys, trust.retired):
+        if not isinstance(keys, dict) or not all(isinstance(v, str) for v in keys.values()):
+            raise SyncError(f"{path} is damaged: pass --key to pin the signing key again")
+    if not all(isinstance(kid, str) for kid in trust.revoked):
         raise SyncError(f"{path} is damaged: pass --key to pin the signing key again")
-    return keys
+    return trust
 
 
-def save_keys(folder: str, keys: dict[str, str]) -> None:
-    atomic_write(os.path.join(folder, KEYS_FILE), json.dumps({"keys": keys}, sort_keys=True, indent=1).encode())
+def load_keys(folder: str) -> dict[str, str]:
+    """The trusted keys, key id -> public key (base64); empty before the first contact."""
+    return load_trust(folder).keys
+
+
+def save_trust(folder: str, trust: Trust) -> None:
+    document = {"keys": trust.keys, "retired": trust.retired, "revoked": sorted(trust.revoked)}
+    atomic_write(os.path.join(folder, KEYS_FILE), json.dumps(document, sort_keys=True, indent=1).encode())
 
 
 def list_path(folder: str, name: str) -> str:
@@ -243,8 +324,10 @@ def write_state(folder: str, state: ListState) -> None:
     atomic_write(list_path(folder, state.manifest["list"]), head.encode() + b"\n" + state.snapshot())
 
 
-def read_state(folder: str, name: str, trusted: dict[str, str]) -> tuple[ListState | None, str | None]:
-    """(the stored list, None), (None, None) when there is none, or (None, why) when it is damaged."""
+def read_state(folder: str, name: str, trusted: dict[str, str],
+               trust: Trust | None = None) -> tuple[ListState | None, str | None]:
+    """(the stored list, None), (None, None) when there is none, or (None, why) when it is damaged
+    or no key in `trusted` vouches for it (with `trust`, the reason names a revoked key)."""
     try:
         with open(list_path(folder, name), "rb") as f:
             data = f.read()
@@ -254,7 +337,10 @@ def read_state(folder: str, name: str, trusted: dict[str, str]) -> tuple[ListSta
     try:
         document = json.loads(head)
         manifest, signature, etag = document["manifest"], document["signature"], document.get("etag")
-        check_manifest(manifest, signature, name, trusted)
+        signer = manifest.get("key_id")
+        if trust is not None and signer in trust.revoked:
+            return None, f"the local copy is signed by key {signer}, which is revoked"
+        check_manifest(manifest, signature, name, trusted, trust)
         bits = verified_snapshot(snapshot, manifest)
     except (ValueError, KeyError, TypeError, AttributeError, SyncError) as exc:
         return None, f"the local copy is damaged ({exc})"
@@ -263,13 +349,15 @@ def read_state(folder: str, name: str, trusted: dict[str, str]) -> tuple[ListSta
 
 # --- verification -------------------------------------------------------------------------
 
-def check_manifest(manifest: Any, signature: Any, name: str, trusted: dict[str, str]) -> None:
-    """Raise SyncError unless a trusted key signed this well-formed manifest of list `name`."""
+def check_manifest(manifest: Any, signature: Any, name: str, trusted: dict[str, str],
+                   trust: Trust | None = None) -> None:
+    """Raise SyncError unless a key in `trusted` signed this well-formed manifest of list `name`."""
     if not isinstance(manifest, dict) or not isinstance(signature, str):
         raise SyncError("the manifest response is malformed")
     signer = manifest.get("key_id")
     if not isinstance(signer, str) or signer not in trusted:
-        raise SyncError(f"the manifest is signed by key {signer!r}, which is not trusted")
+        why = trust.why_not(signer) if trust and isinstance(signer, str) else "which is not trusted"
+        raise SyncError(f"the manifest is signed by key {signer!r}, {why}")
     if not verify(trusted[signer], manifest, signature):
         raise SyncError("the manifest signature does not verify")
     for member, kind in MANIFEST_TYPES.items():
@@ -330,35 +418,40 @@ class Client:
         self.http = Http(server, **http_options)
         self.folder = folder
         os.makedirs(folder, exist_ok=True)
-        self.trusted = load_keys(folder)
+        self.trust = load_trust(folder)
         self.keys_fetched = False
         if key is not None:
             self._pin_given(key)
 
+    @property
+    def trusted(self) -> dict[str, str]:
+        """The keys whose manifests are accepted."""
+        return self.trust.keys
+
     # keys
 
-    def _pin(self, kid: str, public: str) -> None:
-        self.trusted[kid] = public
-        save_keys(self.folder, self.trusted)
-
     def _pin_given(self, public: str) -> None:
-        """Pin a key the app ships (`--key`), after checking it is one."""
+        """Pin a key the app ships (`--key`), after checking it is one; never a retired or revoked one."""
         try:
             raw = base64.b64decode(public, validate=True)
         except (binascii.Error, ValueError):
             raw = b""
         if len(raw) != PUBLIC_KEY_BYTES:
             raise SyncError("the given key is not a base64 32-byte Ed25519 public key")
-        if key_id(raw) not in self.trusted:
-            self._pin(key_id(raw), public)
+        kid = key_id(raw)
+        if kid in self.trust.revoked or kid in self.trust.retired:
+            log.info("not pinning the given key %s, %s", kid, self.trust.why_not(kid))
+        elif self.trust.pin(kid, public):
+            save_trust(self.folder, self.trust)
 
     def refresh_keys(self) -> None:
-        """Fetch the keys document: pin its key on first contact, then follow endorsements."""
+        """Fetch the keys document: pin its key on first contact, then follow its statements."""
         document = self.http.get_json("/v1/keys/signing")
         self.keys_fetched = True
         if not isinstance(document, dict):
             raise SyncError("the keys document is malformed")
-        if not self.trusted:  # trust on first use
+        changes = []
+        if self.trust.empty():  # trust on first use, and only then
             public = document.get("public_key")
             try:
                 raw = base64.b64decode(public, validate=True)
@@ -366,21 +459,16 @@ class Client:
                 raw = b""
             if len(raw) != PUBLIC_KEY_BYTES or document.get("key_id") != key_id(raw):
                 raise SyncError("the keys document's key is malformed")
-            log.info("pinned signing key %s (trust on first use)", key_id(raw))
-            self._pin(key_id(raw), public)
-        # An endorsement counts only when a key already trusted signed it; following one may
-        # make the other verifiable, so go round until nothing new is learnt.
-        endorsements = [document.get("next"), document.get("previous")]
-        learnt = True
-        while learnt:
-            learnt = False
-            for endorsement in endorsements:
-                found = endorsed_key(endorsement, self.trusted) if isinstance(endorsement, dict) else None
-                if found and found[0] not in self.trusted:
-                    log.info("now trusting signing key %s, endorsed by key %s",
-                             found[0], endorsement["statement"]["endorsed_by"])
-                    self._pin(*found)
-                    learnt = True
+            self.trust.pin(key_id(raw), public)
+            changes.append(f"pinned signing key {key_id(raw)} (trust on first use)")
+        changes += self.trust.apply(document)
+        for change in changes:
+            log.info("%s", change)
+        if changes:
+            save_trust(self.folder, self.trust)
+        if not self.trust.keys:
+            raise SyncError("no signing key is trusted any more (every pinned key is retired or revoked): "
+                            "the app must ship the new key (--key)")
 
     # lists
 
@@ -396,7 +484,7 @@ class Client:
         """Bring one list up to date, or raise SyncError and leave its copy as it was."""
         if not self.keys_fetched:
             self.refresh_keys()
-        stored, damage = read_state(self.folder, name, self.trusted)
+        stored, damage = read_state(self.folder, name, self.trust.verifying(), self.trust)
         if damage:
             log.warning("%s: %s; replacing it with a snapshot", name, damage)
         try:
@@ -449,7 +537,7 @@ class Client:
         signer = manifest.get("key_id") if isinstance(manifest, dict) else None
         if isinstance(signer, str) and signer not in self.trusted:  # perhaps a rotation since the last fetch
             self.refresh_keys()
-        check_manifest(manifest, signature, name, self.trusted)
+        check_manifest(manifest, signature, name, self.trusted, self.trust)
         if stored and manifest["version"] < stored.version:
             raise SyncError(f"the server offers version {manifest['version']}, older than version {stored.version}")
         if stored and manifest["generation"] < stored.manifest["generation"]:
@@ -498,10 +586,10 @@ def lookup(folder: str, number: str, region: str = DEFAULT_REGION) -> dict[str, 
     10 and 100 in `ranges` (keys from blocklist.lists.block_keys).
     """
     e164 = normalize(number, region)
-    trusted = load_keys(folder)
+    trust = load_trust(folder)
     states = {}
     for name in stored_lists(folder):
-        state, damage = read_state(folder, name, trusted)
+        state, damage = read_state(folder, name, trust.verifying(), trust)
         if state is None:
             raise SyncError(f"{name}: {damage}; run sync to repair it")
         states[name] = state

@@ -16,20 +16,21 @@ import math
 import secrets
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import redis
 from bitarray import bitarray
+from prometheus_client import Counter
 
 from blocklist import changelog, feed, lists, observability, reputation
 from blocklist.lists import LIST_RULES
 from blocklist.store import Store
 
 from . import bloom, delta
-from .signing import SigningKey
+from .signing import KeyChangeRefused, Keyring, SigningKey, SigningUnavailable, iso
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ LOCK_POLL = 0.2  # seconds between attempts when waiting for the lock
 CHANGES_PAGE = 10_000  # change-log entries read per round trip
 MEMBERS_PAGE = 10_000  # members read per SSCAN step when rebuilding
 NEW_GENERATION_HEADROOM = 2.0  # a new generation holds at least twice the members
+
+SIGNING_KEY_MISSING = Counter("callmark_publish_signing_key_missing_total",
+                              "Publishes refused because this process lacks the seed of the key the service signs with")
 
 
 class PublishError(Exception):
@@ -61,10 +65,6 @@ class Published:
             return f"{self.list}: unchanged at version {self.version} ({self.count} numbers)"
         return (f"{self.list}: version {self.version} (generation {self.generation}), {self.count} numbers, "
                 f"+{self.added} -{self.removed}, {self.changed_bits} bits changed")
-
-
-def iso(unix: float) -> str:
-    return datetime.fromtimestamp(int(unix), tz=timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def read_state(store: Store, name: str) -> dict[str, str]:
@@ -135,19 +135,88 @@ class _Renewal:
 
 # --- publishing -------------------------------------------------------------------------
 
-def publish(store: Store, signer: SigningKey, wait: float | None = 0.0) -> list[Published] | None:
-    """Sweep decay, then publish every list; None when another publisher holds the lock."""
+@contextmanager
+def locked(store: Store, wait: float | None) -> Iterator[int | None]:
+    """Hold the publish lock, renewed, for the block: its fencing token, or None if `wait` ran out."""
     held = acquire(store, wait)
     if held is None:
-        return None
+        yield None
+        return
     value, fence = held
     try:
         with _Renewal(store, value):
-            reputation.sweep(store)
-            # ranges come last: they are derived from the spam list as just published
-            return [_timed(store, signer, name, fence) for name in lists.PUBLISHED]
+            yield fence
     finally:
         release(store, value)
+
+
+def publish(store: Store, signer: SigningKey | Keyring, wait: float | None = 0.0) -> list[Published] | None:
+    """Sweep decay, then publish every list; None when another publisher holds the lock.
+
+    With a Keyring, the key is the one the service signs with as Redis says once the lock is
+    held, so every publish after a promotion signs with the new key; PublishError when this
+    process lacks its seed (the lists stay as they are, signed by a key phones trust).
+    """
+    with locked(store, wait) as fence:
+        if fence is None:
+            return None
+        if isinstance(signer, Keyring):
+            signer = _signer(signer)
+        reputation.sweep(store)
+        # ranges come last: they are derived from the spam list as just published
+        return [_timed(store, signer, name, fence) for name in lists.PUBLISHED]
+
+
+def _signer(keyring: Keyring) -> SigningKey:
+    try:
+        return keyring.signer()
+    except SigningUnavailable as exc:
+        SIGNING_KEY_MISSING.inc()
+        log.error("publish refused: %s", exc)
+        raise PublishError(str(exc)) from None
+
+
+# --- signing-key changes that affect what a publish signs -------------------------------
+# Each runs under the publish lock: a publish signs all its lists with the key of before the
+# change or all with the key of after it, and a retirement sees every list as last committed.
+
+def signed_by(store: Store, key: str) -> list[str]:
+    """The published lists whose manifest the key signed."""
+    return [name for name in lists.PUBLISHED if read_state(store, name).get("key_id") == key]
+
+
+def promote(store: Store, keyring: Keyring, wait: float | None = None) -> SigningKey:
+    """Rotation step 2: the announced key signs every publish from now on."""
+    with locked(store, wait) as fence:
+        if fence is None:
+            raise PublishError(f"another publisher held the lock for {wait:g} s")
+        return keyring.promote()
+
+
+def retire(store: Store, keyring: Keyring, key: str | None = None, wait: float | None = None) -> str:
+    """Rotation step 3: the current key retires `key` (default: the key it took over from) once
+    no list is signed by it any more; returns the retired key's id."""
+    with locked(store, wait) as fence:
+        if fence is None:
+            raise PublishError(f"another publisher held the lock for {wait:g} s")
+        subject = key or keyring.predecessor()
+        if subject is None:
+            raise KeyChangeRefused("the current key took over from none: there is nothing to retire")
+        keyring.check_retiring(subject)
+        still = signed_by(store, subject)
+        if still:
+            raise KeyChangeRefused(f"key {subject} still signs {', '.join(still)}: publish first "
+                                   "(`flask --app app lists publish`), then retire it")
+        return keyring.retire(subject, iso(store.clock()))
+
+
+def revoke(store: Store, keyring: Keyring, key: str, wait: float | None = None) -> SigningKey | None:
+    """Revoke a key; returns the key promoted in place of a revoked signing key, if any.
+    Publish right after: phones refuse every list the revoked key signed."""
+    with locked(store, wait) as fence:
+        if fence is None:
+            raise PublishError(f"another publisher held the lock for {wait:g} s")
+        return keyring.revoke(key, iso(store.clock()))
 
 
 PUBLISHES_KEPT = 200  # recent publishes kept for operators (GET /v1/stats)

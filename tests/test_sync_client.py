@@ -121,7 +121,8 @@ def test_first_sync_pins_the_key_and_takes_every_list(server, store, signer, pho
     assert [(r.list, r.version, r.how) for r in results] == [
         ("spam", 2, "snapshot"), ("fraud", 2, "snapshot"), ("ring_once", 1, "snapshot"), ("allow", 1, "snapshot"),
         ("ranges", 1, "snapshot")]
-    assert json.loads(Path(phone, KEYS_FILE).read_text()) == {"keys": {signer.key_id: signer.public_b64}}
+    assert json.loads(Path(phone, KEYS_FILE).read_text()) == {"keys": {signer.key_id: signer.public_b64},
+                                                             "retired": {}, "revoked": []}
     for name in ("spam", "fraud", "ring_once", "allow", "ranges"):
         assert_matches_server(store, phone, name)
     assert lookup(phone, "138 0013 8000") == {"number": "+8613800138000", "lists": ["fraud", "spam"]}
@@ -286,29 +287,23 @@ def test_a_damaged_keys_file_is_not_silently_replaced(synced, server, phone):
 
 # --- key rotation -------------------------------------------------------------------------
 
-def test_a_key_rotation_is_followed_and_an_unendorsed_key_refused(config, phone, tmp_path):
-    next_seed = base64.b64encode(os.urandom(32)).decode()
-    config.signing_next_key = next_seed
-    announcing = create_app(config)
-    store = announcing.extensions["callmark"]
-    old, upcoming = announcing.extensions["callmark.signing"]
-    publish.publish(store, old)
-    with serve(announcing) as url:
-        client = new_client(url, phone)
-        assert client.sync_list("spam").version == 1
-    # Learnt from the endorsement in `next`, before the switch.
-    assert set(json.loads(Path(phone, KEYS_FILE).read_text())["keys"]) == {old.key_id, upcoming.key_id}
+def test_a_key_rotation_is_followed_and_an_unendorsed_key_refused(app, store, phone, tmp_path):
+    keyring = app.extensions["callmark.signing"]
+    old = keyring.signer()
+    publish.publish(store, keyring)
     late_phone = str(tmp_path / "late")
     Client("http://127.0.0.1:9", late_phone, old.public_b64)  # an app shipping the old key pins it offline
     assert set(json.loads(Path(late_phone, KEYS_FILE).read_text())["keys"]) == {old.key_id}
+    with serve(app) as url:
+        assert new_client(url, phone).sync_list("spam").version == 1
+        upcoming = keyring.announce(publish.iso(store.clock()))
+        assert new_client(url, phone).sync_list("spam").how == "up to date"
+        # Learnt from the endorsement in `next`, before the switch.
+        assert set(json.loads(Path(phone, KEYS_FILE).read_text())["keys"]) == {old.key_id, upcoming.key_id}
 
-    config.signing_key, config.signing_next_key = next_seed, None
-    switched = create_app(config)
-    current, _ = switched.extensions["callmark.signing"]
-    assert current.key_id == upcoming.key_id
-    results = publish.publish(store, current)
-    assert results[0].version == 2  # re-signed with the new key
-    with serve(switched) as url:
+        assert publish.promote(store, keyring).key_id == upcoming.key_id
+        results = publish.publish(store, keyring)
+        assert results[0].version == 2 and manifest(store, "spam")["key_id"] == upcoming.key_id  # re-signed
         assert new_client(url, phone).sync_list("spam").how == "delta"
         # A phone that pinned only the old key follows the endorsement now in `previous`.
         assert new_client(url, late_phone).sync_list("spam").version == 2
@@ -317,11 +312,8 @@ def test_a_key_rotation_is_followed_and_an_unendorsed_key_refused(config, phone,
         with pytest.raises(SyncError, match="not trusted"):
             new_client(url, stranger, signing.SigningKey.from_seed(os.urandom(32)).public_b64).sync_list("spam")
 
-    config.signing_key = base64.b64encode(os.urandom(32)).decode()  # a key nobody endorsed
-    hijacked = create_app(config)
-    publish.publish(store, hijacked.extensions["callmark.signing"][0])
-    before = file_of(phone)
-    with serve(hijacked) as url:
+        publish.publish(store, signing.SigningKey.from_seed(os.urandom(32)))  # a key nobody endorsed
+        before = file_of(phone)
         with pytest.raises(SyncError, match="not trusted.*kept version 2"):
             new_client(url, phone).sync_list("spam")
     assert file_of(phone) == before
