@@ -46,7 +46,7 @@ def record(store: Store, device: Device, address: str | None, event: dict[str, A
     detected = event["direction"] == "incoming" and (short or answered)
     if device.weight < MIN_WEIGHT or not (conversation or detected):
         return {"number": number, "counted": False, "ring_once": False}
-    who = trust.reporter(store, device.weight, device.created, address, device.id)
+    who = trust.reporter(store, device, address)
     network = who.network
     # who saw it (a network, or the device where networks are not counted), its rank, and
     # whether it is a fresh device the burst guard watches

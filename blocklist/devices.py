@@ -35,6 +35,7 @@ class Device:
     id: str
     weight: int  # percent: how much its tags count (blocklist/trust.py)
     created: float  # unix time of registration
+    standing: int = 0  # numbers its early spam tags were borne out on (blocklist/trust.py)
 
 
 def register(store: Store, address: str | None = None) -> tuple[str, str]:
@@ -66,10 +67,10 @@ def authenticate(store: Store, token: str | None, cached: bool = True) -> Device
     hit = store.auth_cache.get(token_hash) if cached else None
     if hit is not None and hit[0] > time.monotonic():
         return hit[1]
-    stored, weight, created = store.redis.hmget(store.keys.device(device_id), "h", "w", "c")
+    stored, weight, created, standing = store.redis.hmget(store.keys.device(device_id), "h", "w", "c", "st")
     if stored is None or not hmac.compare_digest(stored, token_hash):
         raise Unauthorized("the device token is not valid")
-    device = Device(device_id, int(weight or trust.FULL), float(created or 0))
+    device = Device(device_id, int(weight or trust.FULL), float(created or 0), int(standing or 0))
     if len(store.auth_cache) >= AUTH_CACHE_SIZE:
         store.auth_cache.clear()
     store.auth_cache[token_hash] = (time.monotonic() + AUTH_CACHE_SECONDS, device)

@@ -40,7 +40,7 @@ def _cast(store: Store, device_id: str, votes: list[Vote]) -> list:
 
 def submit(store: Store, device: devices.Device, address: str | None, item: dict[str, Any]) -> dict[str, Any]:
     """File one validated report; raise InvalidNumber for a number that is not one."""
-    who = trust.reporter(store, device.weight, device.created, address, device.id)
+    who = trust.reporter(store, device, address)
     vote = _vote(store, devices.voter_field(store.secret, device.id), who, item)
     outcome = _cast(store, device.id, [vote])[0]
     return {"number": vote.number, "tag": vote.tag, "duplicate": outcome.duplicate}
@@ -55,7 +55,7 @@ def submit_batch(store: Store, device: devices.Device, address: str | None, item
     results: list[dict[str, Any] | None] = [None] * len(items)
     votes: list[tuple[int, Vote]] = []
     voter = devices.voter_field(store.secret, device.id)
-    who = trust.reporter(store, device.weight, device.created, address, device.id)
+    who = trust.reporter(store, device, address)
     for index, raw in enumerate(items):
         try:
             votes.append((index, _vote(store, voter, who, schema.load(raw))))

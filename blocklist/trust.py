@@ -86,24 +86,23 @@ def ranks_differ(config) -> bool:
     return min(config.fresh_reporters_to_block, config.aged_reporters_to_block) > config.block_min_reporters
 
 
-def rank_of(store: Store, device_id: str, created: float, standing: int | None = None) -> int:
-    """FRESH while young, STANDING once its early tags were borne out often enough, else AGED.
-    `standing` is the device record's count; None reads it."""
+def rank_of(store: Store, created: float, standing: int) -> int:
+    """FRESH while young, STANDING once its early tags were borne out on enough numbers
+    (`standing`, the device record's count), else AGED."""
     if not ranks_differ(store.config):
         return reputation.STANDING
-    if standing is None:
-        standing = int(store.redis.hget(store.keys.device(device_id), "st") or 0)
     if standing >= store.config.standing_min_numbers:
         return reputation.STANDING
     young = store.clock() - created < store.config.fresh_device_days * 86400
     return reputation.FRESH if young else reputation.AGED
 
 
-def reporter(store: Store, weight: int, created: float, address: str | None, device_id: str = "") -> Reporter:
-    young = store.clock() - created < store.config.fresh_device_days * 86400
+def reporter(store: Store, device, address: str | None) -> Reporter:
+    """How the votes `device` (a devices.Device) casts from `address` now count."""
+    young = store.clock() - device.created < store.config.fresh_device_days * 86400
     fresh = store.config.burst_guard and young
-    rank = rank_of(store, device_id, created) if device_id else reputation.STANDING
-    return Reporter(weight=weight, network=network_hash(store, address), fresh=bool(fresh), rank=rank)
+    rank = rank_of(store, device.created, device.standing)
+    return Reporter(weight=device.weight, network=network_hash(store, address), fresh=bool(fresh), rank=rank)
 
 
 def note_votes(store: Store, device_id: str, numbers: list[str]) -> None:
@@ -203,7 +202,7 @@ def weigh(store: Store, device_id: str) -> tuple[int, int]:
     if busiest_day > config.human_daily_tags:
         weight = 0
     standing = max(early, int(device.get("st", 0)))  # standing once earned is kept; contradictions cost weight
-    rank = rank_of(store, device_id, float(device.get("c", now)), standing)
+    rank = rank_of(store, float(device.get("c", now)), standing)
     if weight != old or base != int(device.get("b", FULL)) or standing != int(device.get("st", 0)):
         store.redis.hset(keys.device(device_id), mapping={"w": weight, "b": base, "st": standing})
     stale = any(reputation.vote_weight(vote) != weight or reputation.vote_class(vote) not in (rank, reputation.RETIRED)
