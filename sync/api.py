@@ -33,8 +33,8 @@ class UnknownVersion(NotFound):
 
 
 def init_app(app: Flask) -> None:
-    """Find this process's signing seeds, read (or, first of all, write) the key state in
-    Redis, and add the routes."""
+    """Find this process's signing seeds (the key state itself is read from Redis at every
+    use), and add the routes."""
     store: Store = app.extensions["callmark"]
     keyring = signing.Keyring(store)
     keyring.start()

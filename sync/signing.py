@@ -289,7 +289,7 @@ class Keyring:
                                           old, state.to_json(), *pairs))
 
     def _load(self) -> tuple[str, KeyState, dict[str, str]]:
-        """The state as Redis holds it now; the first process to start writes it from its settings."""
+        """The state as Redis holds it now; the first process to need it writes it from its settings."""
         while True:
             raw, fields = self._read()
             if raw:
@@ -312,9 +312,12 @@ class Keyring:
                      f", key {state.next} announced" if state.next else "")
 
     def start(self) -> None:
-        """Read the state (writing it, in the first process ever), and say so if this process
-        cannot sign with the key it names."""
-        state = self.state()
+        """Say so if this process cannot sign with the key the state names. Only reads: the
+        state is written by its first use (a keys document, a publish, a key change)."""
+        raw, _ = self._read()
+        if not raw:
+            return
+        state = KeyState.from_json(raw)
         if self.seed(state.current) is None:
             log.warning("the service signs with key %s, whose seed this process does not have (%s): "
                         "it serves, but its publishes will fail", state.current, self._where())

@@ -136,6 +136,7 @@ def test_a_process_without_the_current_seed_refuses_to_publish_and_keeps_the_old
     key_file.write_text(old_seed)
     config.signing_key_file = str(key_file)  # the seeds come from settings, as in production
     without_next = create_app(config)
+    assert keys_document(without_next)["next"] is None  # the service, running before the new seed is deployed
     with_next = create_app(dataclasses.replace(config, signing_next_key=new_seed))
     store, keyring = with_next.extensions["callmark"], with_next.extensions["callmark.signing"]
     publish.publish(store, keyring)
