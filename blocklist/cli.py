@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 
 import click
 from flask import Flask, current_app
@@ -27,13 +28,39 @@ def import_group() -> None:
 
 
 @import_group.command("ftc-dnc")
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--dated-now", is_flag=True, help="Date every report now instead of by Created_Date.")
-def import_ftc_dnc(files: tuple[str, ...], dated_now: bool) -> None:
-    """Import FTC Do-Not-Call "Reported Calls" CSV FILES (numbers read with region US)."""
-    total = sum(importer.count_rows(path) for path in files)
-    with click.progressbar(length=total, label="importing", file=sys.stderr) as bar:
-        summary = importer.import_ftc(_store(), list(files), dated_now=dated_now, progress=bar.update)
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.option("--dated-now", is_flag=True, help="Date every complaint now: an old file counts as fresh evidence.")
+@click.option("--date", "day", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="YYYY-MM-DD",
+              help="Date every complaint on this day (00:00 UTC).")
+def import_ftc_dnc(files: tuple[str, ...], dated_now: bool, day: datetime | None) -> None:
+    """Import FTC Do-Not-Call complaint FILES, one vote per complaint, numbers read as
+    dialled in the US. The header tells the format.
+
+    A "Reported Calls" daily file (Company_Phone_Number, Created_Date, ..., Subject) is
+    dated by Created_Date and tagged by Subject. The 90-day numbers file (one column,
+    `pattern`) gives only the number of each complaint: a row is tagged harassment, the tag
+    of "No Subject Provided" and of an unwanted call of unknown kind (telemarketing would
+    claim it advertised), and dated by --date, else by the day in its name
+    (...-2025-12-11.csv).
+
+    Evidence decays with a half-life of CALLMARK_HALF_LIFE_DAYS (90 days): a file imported
+    with its own old dates adds history but blocks nothing; --dated-now counts it as fresh.
+    Importing a file again with the same dating counts nothing twice; with another dating
+    it re-dates the complaints already imported, each still one vote.
+
+    Progress goes to stderr, the summary to stdout.
+    """
+    if dated_now and day:
+        raise click.UsageError("--date and --dated-now exclude each other: choose one dating")
+    store = _store()
+    try:
+        sources = importer.read_files(store, list(files), dated_now=dated_now, day=day.date() if day else None)
+    except CallMarkError as exc:
+        raise click.ClickException(exc.message) from None
+    for source in sources:
+        click.echo(f"{source.path}: {source.format}, {source.rows} rows, dated {source.dating}", err=True)
+    with click.progressbar(length=sum(source.rows for source in sources), label="importing", file=sys.stderr) as bar:
+        summary = importer.import_sources(store, sources, progress=bar.update)
     for line in summary.lines():
         click.echo(line)
 
