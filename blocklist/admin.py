@@ -46,9 +46,15 @@ def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
+def _secure_cookies() -> bool:
+    """Cookies go over TLS only: always in production (TLS ends at the load balancer; see
+    docs/DEPLOY.md), else when this request came over https (as gunicorn and ProxyFix see it)."""
+    return request.is_secure or current_app.config["CALLMARK"].profile == "production"
+
+
 def _set_cookie(response: Response, name: str, value: str, max_age: int | None) -> None:
     response.set_cookie(name, value, max_age=max_age, path="/admin", httponly=True, samesite="Strict",
-                        secure=request.is_secure)
+                        secure=_secure_cookies())
 
 
 @bp.before_request
@@ -148,7 +154,7 @@ def login():
 def logout():
     _store().redis.delete(_store().keys.admin_session(g.admin["id"]))
     response = redirect(url_for("admin.dashboard"), 303)
-    response.delete_cookie(COOKIE, path="/admin", httponly=True, samesite="Strict", secure=request.is_secure)
+    response.delete_cookie(COOKIE, path="/admin", httponly=True, samesite="Strict", secure=_secure_cookies())
     return response
 
 

@@ -1,26 +1,42 @@
 """`python app.py`: the embedded Redis (when REDIS_URL is unset), the scheduler, and
 gunicorn with several workers, started in that order and stopped in the reverse one.
 
-The launcher owns the embedded server: it starts it once, before gunicorn forks, and hands
-its socket to the workers (CALLMARK_REDIS_SOCKET), which connect with a plain client.
+The launcher owns the data folder for its whole life (blocklist/embedded.py): a second
+`python app.py` on the same folder waits for the first to exit (CALLMARK_START_WAIT), then
+starts, or exits 1 with "data folder ... in use". It starts the embedded server once, before
+gunicorn forks, and hands its socket to the workers (CALLMARK_REDIS_SOCKET), which connect
+with a plain client. The server and the scheduler end with the launcher, even when it is
+killed.
 """
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
+import uuid
+from http import HTTPStatus
 
 from flask import Flask
+from gunicorn import util
 from gunicorn.app.base import BaseApplication
+from gunicorn.http import errors as http_errors
+from gunicorn.workers.gthread import ThreadWorker
+
+from .config import Config
+from .embedded import DataFolderInUse, EmbeddedRedis, die_with_parent
+from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 GRACEFUL_TIMEOUT = 30  # seconds gunicorn gives workers to finish in-flight requests
 METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+LIMIT_REQUEST_LINE = 8190  # bytes of method, target and version: gunicorn's most (its default is 4094)
 
 
 def prepare_metrics() -> None:
@@ -29,6 +45,47 @@ def prepare_metrics() -> None:
     if not os.environ.get(METRICS_ENV):
         os.environ[METRICS_ENV] = tempfile.mkdtemp(prefix="callmark-metrics-")
         os.environ["CALLMARK_OWN_METRICS_DIR"] = "1"
+
+
+def _rejection(exc: Exception) -> tuple[int, str, str]:
+    """Status, error code and message for a request gunicorn itself turns away."""
+    if isinstance(exc, http_errors.LimitRequestLine):
+        return 414, "request_line_too_long", f"the request line is longer than {LIMIT_REQUEST_LINE} bytes"
+    if isinstance(exc, http_errors.LimitRequestHeaders):
+        return 431, "headers_too_large", "the request has too many headers, or one that is too long"
+    if isinstance(exc, http_errors.UnsupportedTransferCoding):
+        return 501, "not_implemented", "the request's transfer coding is not supported"
+    if isinstance(exc, http_errors.ForbiddenProxyRequest):
+        return 403, "forbidden", "PROXY protocol lines are not accepted from this address"
+    if isinstance(exc, http_errors.ConfigurationProblem):
+        return 500, "internal_error", "the server cannot handle this request as configured"
+    if isinstance(exc, (http_errors.ParseException, ssl.SSLError)):
+        return 400, "bad_request", "the request is not valid HTTP/1.1"
+    return 500, "internal_error", "an unexpected error occurred"
+
+
+class JsonErrorWorker(ThreadWorker):
+    """gunicorn's gthread worker, answering the requests that gunicorn rejects before the
+    application sees them (a request line or headers too large, malformed HTTP) in the
+    API's one error shape instead of gunicorn's HTML page."""
+
+    def handle_error(self, req, client, addr, exc) -> None:
+        status, code, message = _rejection(exc)
+        if isinstance(exc, (http_errors.ParseException, ssl.SSLError)):
+            # The class only: the request line may hold a phone number or a token.
+            self.log.warning("rejected a request gunicorn could not take: %s (%d)", exc.__class__.__name__, status)
+        else:
+            self.log.exception("error handling a request")
+        body = json.dumps({"error": {"code": code, "message": message, "details": {}}}).encode()
+        head = (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
+                "Connection: close\r\n"
+                "Content-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n"
+                f"X-Request-Id: {uuid.uuid4().hex}\r\n\r\n")
+        try:
+            util.write_nonblock(client, head.encode("latin-1") + body)
+        except OSError:
+            self.log.debug("the client left before its error answer")
 
 
 class _Gunicorn(BaseApplication):
@@ -47,11 +104,48 @@ class _Gunicorn(BaseApplication):
         return app
 
 
-def serve(app: Flask) -> None:
+def claim_embedded(config: Config) -> EmbeddedRedis | None:
+    """Without REDIS_URL: own the data folder for the life of this process (waiting up to
+    CALLMARK_START_WAIT for an earlier owner to exit), start its Redis, and hand its socket
+    to everything started after it."""
+    if config.redis_url or config.redis_socket:
+        return None
+    server = EmbeddedRedis(config.data_dir)
+    if not server.claim():
+        log.warning("data folder %s is in use by %s; waiting up to %g s for it to exit", server.data_dir,
+                    server.holder(), config.start_wait)
+        if not server.claim(config.start_wait):
+            raise DataFolderInUse(f"data folder {server.data_dir} in use by {server.holder()}; stop it, "
+                                  "or set CALLMARK_DATA_DIR to another folder")
+        log.info("data folder %s is free: starting", server.data_dir)
+    server.start()
+    os.environ["CALLMARK_REDIS_SOCKET"] = server.socket
+    return server
+
+
+def main() -> None:
+    """`python app.py`. A bad setting or a data folder in use is one line on stderr and exit status 1."""
+    prepare_metrics()  # before anything imports prometheus_client: its workers share the folder
+    from . import create_app, observability
+
+    try:
+        config = Config.from_env()
+        observability.configure_logging(config.log_level, config.log_format)
+        server = claim_embedded(config)
+        app = create_app()
+    except ConfigError as exc:
+        sys.exit(f"callmark: {exc.message}")
+    except KeyboardInterrupt:
+        sys.exit(130)
+    serve(app, server)
+
+
+def serve(app: Flask, server: EmbeddedRedis | None = None) -> None:
+    """Run the scheduler and gunicorn on `app`; stop them, then `server`, when gunicorn stops."""
     from . import observability  # after prepare_metrics: prometheus-client reads the folder at import
 
     config = app.config["CALLMARK"]
-    server = app.extensions["callmark.embedded"]
+    server = server or app.extensions["callmark.embedded"]
     if server is not None:
         os.environ["CALLMARK_REDIS_SOCKET"] = server.socket
         if "CALLMARK_PROFILE" not in os.environ:
@@ -59,16 +153,19 @@ def serve(app: Flask) -> None:
     workers = config.workers or max(2, 2 * multiprocessing.cpu_count())
     scheduler = None
     if config.sweep_interval or config.publish_interval:
-        scheduler = subprocess.Popen([sys.executable, "-m", "blocklist.scheduler"], stdin=subprocess.DEVNULL)
+        scheduler = subprocess.Popen([sys.executable, "-m", "blocklist.scheduler"], stdin=subprocess.DEVNULL,
+                                     preexec_fn=die_with_parent())
     log.info("serving on http://%s:%s with %d workers (%s profile)", config.host, config.port, workers,
              config.profile)
     try:
         _Gunicorn({
             "bind": f"{config.host}:{config.port}",
             "workers": workers,
-            "worker_class": "gthread",
+            "worker_class": "blocklist.launcher.JsonErrorWorker",
             "threads": config.threads,
             "graceful_timeout": GRACEFUL_TIMEOUT,
+            "limit_request_line": LIMIT_REQUEST_LINE,
+            "forwarded_allow_ips": config.forwarded_allow_ips,
             "accesslog": None,
             "errorlog": "-",
             "loglevel": config.log_level.lower(),
