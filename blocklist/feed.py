@@ -2,16 +2,21 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import zlib
 from typing import Iterator
 
 from . import changelog, reputation
-from .errors import Gone
+from .errors import Gone, ValidationFailed
 from .store import Store
 
 EXPORT_SCAN = 1000  # number keys fetched per SCAN step; bounds the export's memory
 GZIP_WBITS = 31  # zlib's window bits for a gzip stream
+# A position in a cursor is a Redis stream id: two unsigned 64-bit integers in ASCII digits
+# (str.isdigit() also takes "²" and "١٢٣", which int() and Redis refuse).
+STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+MAX_STREAM_PART = 2**64 - 1
 
 
 class CursorExpired(Gone):
@@ -32,14 +37,30 @@ def _entry(change: changelog.Change) -> dict:
 
 def page(store: Store, cursor: str | None, limit: int) -> dict:
     """`GET /v1/feed`: up to `limit` changes after `cursor`, oldest first."""
-    _check_retention(store, cursor)
+    _check_retention(store, _positions(store, cursor))
     changes, next_cursor = changelog.read(store, cursor, limit)
     return {"changes": [_entry(c) for c in changes], "next_cursor": next_cursor}
 
 
-def _check_retention(store: Store, cursor: str | None) -> None:
+def _positions(store: Store, cursor: str | None) -> dict[int, str]:
+    """The cursor's position in each bucket; 400 unless every one is a stream id Redis takes."""
+    invalid = ValidationFailed("the cursor is not valid", {"cursor": cursor})
+    try:
+        positions = changelog.decode_cursor(cursor, store.config.buckets)
+    except RecursionError:  # a short cursor can inflate to JSON nested past the parser's limit
+        raise invalid from None
+    for entry in positions.values():
+        if not STREAM_ID.fullmatch(entry):
+            raise invalid
+        ms, seq = changelog.entry_key(entry)
+        # Reading resumes after the position, and nothing can come after the largest id.
+        if ms > MAX_STREAM_PART or seq > MAX_STREAM_PART or (ms, seq) == (MAX_STREAM_PART, MAX_STREAM_PART):
+            raise invalid
+    return positions
+
+
+def _check_retention(store: Store, positions: dict[int, str]) -> None:
     """410 when entries after the cursor may already have been trimmed away."""
-    positions = changelog.decode_cursor(cursor, store.config.buckets)
     oldest_ms = (time.time() - store.config.change_retention_days * 86400) * 1000
     stale = {b: p for b, p in positions.items() if int(p.partition("-")[0]) < oldest_ms}
     if not stale:

@@ -13,6 +13,7 @@ from Redis when `/metrics` is scraped, so they are right whichever process publi
 """
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import re
@@ -28,7 +29,7 @@ from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry,
 from prometheus_client.core import GaugeMetricFamily
 from pythonjsonlogger.json import JsonFormatter
 
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # used with fullmatch: "$" would let a newline through
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 REQUESTS = Counter("callmark_http_requests_total", "HTTP requests answered", ["route", "method", "status"])
@@ -98,7 +99,7 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def start() -> None:
         given = request.headers.get("X-Request-Id", "")
-        g.request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+        g.request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         g.started = time.perf_counter()
 
     @app.after_request
@@ -117,8 +118,23 @@ def init_app(app: Flask) -> None:
     app.add_url_rule("/metrics", "metrics", metrics)
 
 
+def _check_scraper() -> None:
+    """With CALLMARK_METRICS_TOKEN set, only a scrape that sends it as its bearer token is answered."""
+    from .api.auth import bearer_token  # the API imports this module: a late import avoids the cycle
+    from .errors import Unauthorized
+
+    expected = current_app.extensions["callmark"].config.metrics_token
+    if expected is None:
+        return
+    given = bearer_token() or ""
+    # compare_digest: the time taken says nothing about how much of a guess was right.
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Unauthorized("/metrics needs Authorization: Bearer <CALLMARK_METRICS_TOKEN>")
+
+
 def metrics() -> Response:
     """Prometheus text format: this process's (or every worker's) metrics and the lists."""
+    _check_scraper()
     registry = REGISTRY
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()

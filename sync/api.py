@@ -1,6 +1,8 @@
 """HTTP for phones and CDNs: lists, manifests, snapshots, deltas and the signing keys."""
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from blocklist.errors import Gone, NotFound, ValidationFailed
@@ -14,6 +16,8 @@ bp = Blueprint("sync", __name__)
 IMMUTABLE = "public, max-age=31536000, immutable"  # addressed by version: never changes
 SHORT = "public, max-age=60"  # "the latest": changes with the next publish
 MANIFEST_CACHE = "public, max-age=30, must-revalidate"
+MAX_VERSION = 10**18 - 1  # the largest version a query may name; far beyond any real count of publishes
+VERSION_TEXT = re.compile(r"[0-9]{1,18}")  # what a version in a query may look like: up to MAX_VERSION
 
 
 class DeltaUnavailable(Gone):
@@ -74,8 +78,9 @@ def _version_arg(name: str) -> int | None:
     raw = request.args.get(name)
     if raw is None:
         return None
-    if not raw.isdigit() or len(raw) > 18:
-        raise InvalidVersion(f"{name} must be a non-negative integer", {name: raw})
+    # ASCII digits only: str.isdigit() and int() also take "²", "١٢٣", "+1", " 1" and "1_0".
+    if not VERSION_TEXT.fullmatch(raw):
+        raise InvalidVersion(f"{name} must be an integer from 0 to {MAX_VERSION}", {name: raw})
     return int(raw)
 
 

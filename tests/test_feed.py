@@ -1,9 +1,11 @@
 """The reputation feed: cursor paging over the change log's buckets, retention, and the NDJSON export."""
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import time
+import zlib
 
 import pytest
 
@@ -46,6 +48,11 @@ def app(config):
 @pytest.fixture
 def key(store) -> dict[str, str]:
     return {"Authorization": f"Bearer {apikeys.create(store, 'vendor', 'feed')}"}
+
+
+def squeezed(raw: bytes) -> str:
+    """`raw` deflated and base64url-coded as a cursor is, whatever it holds."""
+    return base64.urlsafe_b64encode(zlib.compress(raw, 9)).decode().rstrip("=")
 
 
 def get_page(client, key, cursor: str | None = None, limit: int | None = None) -> dict:
@@ -165,9 +172,25 @@ def test_a_limit_outside_1_to_1000_is_400(client, key, limit):
     "eJyrVjJUslIyNDQ1VaoFAB6sBFQ",  # base64 of something that is not a cursor
     changelog.encode_cursor({999: "1-0"}),  # a bucket that does not exist
     changelog.encode_cursor({0: "abc"}),  # not a stream id
+    changelog.encode_cursor({0: "\u00b2-0"}),  # superscript two: str.isdigit() says yes, int() says no
+    changelog.encode_cursor({0: "\u0661\u0662\u0663-0"}),  # Arabic-Indic 123: int() takes it, Redis does not
+    changelog.encode_cursor({0: "1-\uff11"}),  # a fullwidth sequence number
+    changelog.encode_cursor({0: "99999999999999999999999-0"}),  # past a stream id's 64 bits
+    changelog.encode_cursor({0: "18446744073709551616-0"}),  # 2**64
+    changelog.encode_cursor({0: "1-18446744073709551616"}),
+    changelog.encode_cursor({0: "18446744073709551615-18446744073709551615"}),  # nothing can come after it
+    pytest.param(squeezed(b"[" * 100_000), id="inflates-to-100k-brackets"),
+    pytest.param(squeezed(b'{"0": ' + b"[" * 5000 + b"]" * 5000 + b"}"), id="deep-position"),
+    "eJyrVjJUslIyNDQ1VaoFAB6sBFQ\n",  # a cursor's alphabet is base64url's
 ])
 def test_a_bad_cursor_is_400(client, key, cursor):
     assert_error(client.get("/v1/feed", query_string={"cursor": cursor}, headers=key), 400, "validation_error")
+
+
+def test_the_largest_stream_id_is_a_valid_cursor_position(client, key):
+    last = "18446744073709551615-18446744073709551614"  # one before the largest id Redis can hold
+    body = get_page(client, key, changelog.encode_cursor({0: last}))
+    assert body["changes"] == []
 
 
 def test_an_unknown_query_parameter_is_400(client, key):

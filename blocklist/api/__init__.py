@@ -4,6 +4,8 @@ from __future__ import annotations
 import redis
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from marshmallow import ValidationError
+from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.routing import PathConverter
 
 from .. import (calls, devices, feed, lookup, moderation, numbers, observability, ratelimit, reports, reputation,
                stats, tags)
@@ -34,11 +36,26 @@ def limit_body_size():
     request.max_content_length = MAX_BATCH_BODY if request.path == "/v1/reports/batch" else MAX_BODY
 
 
-def _json_body() -> dict:
-    body = request.get_json(force=True, silent=True)
+def _json_body(optional: bool = False) -> dict:
+    """The body as a JSON object, sent as application/json (any charset); `optional`: no body reads as {}."""
+    if optional and not request.get_data(cache=True):
+        return {}
+    if request.mimetype != "application/json":  # a form or text post is not JSON by accident
+        raise UnsupportedMediaType("send the body as JSON, with Content-Type: application/json")
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # the parser's depth limit; none of our bodies nests more than three deep
+        raise ValidationFailed("the request body is nested too deeply") from None
     if not isinstance(body, dict):
         raise ValidationFailed("the request body must be a JSON object")
     return body
+
+
+@bp.after_app_request
+def no_sniffing(response: Response) -> Response:
+    # Browsers must take every answer as the type it says (JSON, NDJSON, text), never guess HTML.
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @bp.get("/healthz")
@@ -108,7 +125,16 @@ def post_batch():
     return jsonify(results=results, accepted=accepted, rejected=len(results) - accepted)
 
 
-@bp.delete("/v1/reports/<path:number>")
+class _WithdrawnNumber(PathConverter):
+    """Any path but `batch`: that is the batch route, which must not offer DELETE (OPTIONS, 405)."""
+
+    regex = r"(?!batch\Z)[^/].*?"
+
+
+bp.record_once(lambda state: state.app.url_map.converters.setdefault("withdrawn_number", _WithdrawnNumber))
+
+
+@bp.delete("/v1/reports/<withdrawn_number:number>")
 @device_required
 def delete_report(number: str):
     query = _number_query.load(request.args)
@@ -190,7 +216,7 @@ def put_override(number: str):
 @bp.delete("/v1/admin/numbers/<path:number>/override")
 @key_required("admin")
 def delete_override(number: str):
-    body = ClearOverrideSchema().load(request.get_json(force=True, silent=True) or {})
+    body = ClearOverrideSchema().load(_json_body(optional=True))
     return jsonify(moderation.set_override(_store(), _number(number, request.args.get("region")),
                                            None, body["reason"], g.api_key.name))
 
@@ -198,7 +224,7 @@ def delete_override(number: str):
 @bp.post("/v1/admin/numbers/<path:number>/release")
 @key_required("admin")
 def release_hold(number: str):
-    body = ClearOverrideSchema().load(request.get_json(force=True, silent=True) or {})
+    body = ClearOverrideSchema().load(_json_body(optional=True))
     return jsonify(moderation.release_hold(_store(), _number(number, request.args.get("region")),
                                            body["reason"], g.api_key.name))
 
