@@ -5,16 +5,23 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, current_app, jsonify, render_template_string
 
+from sync.api import MAX_VERSION
+
 from .api import responses as r
 from .api import schemas as s
+from .lists import PUBLISHED
+from .lookup import PREFIX_PATTERN
 
 bp = Blueprint("openapi", __name__)
 
-DEVICE, FEED_KEY, ADMIN_KEY = "device", "feed_key", "admin_key"
+DEVICE, FEED_KEY, ADMIN_KEY, METRICS = "device", "feed_key", "admin_key", "metrics_token"
+VERSION = {"type": "integer", "minimum": 0, "maximum": MAX_VERSION}  # a list version in a query
+LIST_NAME = {"in": "path", "name": "name", "required": True, "schema": {"type": "string", "enum": list(PUBLISHED)}}
 BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 ERROR_TEXT = {
     304: "not modified", 400: "bad input", 401: "missing or invalid credentials", 403: "credentials lack the scope",
     404: "not found", 405: "method not allowed", 409: "conflict", 410: "gone", 413: "body too large",
+    415: "the body is not sent as application/json",
     429: "rate limited (Retry-After says when to retry)", 503: "the data store is not answering",
 }
 
@@ -24,10 +31,12 @@ def _json(schema) -> dict:
 
 
 def _op(summary: str, ok: int, body, *, security=None, request=None, query=None, errors=(), content=None,
-        tags=()) -> dict:
+        tags=(), body_required: bool = True) -> dict:
     """One operation: its answer, its errors (always in the error shape) and what it takes."""
     responses = {str(ok): {"description": "OK", "content": content or _json(body)} if (body or content) else
                  {"description": "not modified"}}
+    if request:  # every JSON body is refused unless it says it is one
+        errors = (*errors, 415)
     for status in (*errors, 503):
         responses[str(status)] = ({"description": ERROR_TEXT[status]} if status == 304 else
                                   {"description": ERROR_TEXT[status], "content": _json(r.ErrorSchema)})
@@ -38,7 +47,7 @@ def _op(summary: str, ok: int, body, *, security=None, request=None, query=None,
     if security:
         op["security"] = security
     if request:
-        op["requestBody"] = {"required": True, "content": _json(request)}
+        op["requestBody"] = {"required": body_required, "content": _json(request)}
     if query:
         op["parameters"] = [{"in": "query", "schema": query}]
     return op
@@ -54,7 +63,8 @@ def build_spec() -> APISpec:
                    info={"description": "Crowd-tagged caller reputation and compact blocklists. "
                                         "Every error is {\"error\": {\"code\", \"message\", \"details\"}}."})
     for name, scheme in ((DEVICE, "device token from POST /v1/devices"),
-                         (FEED_KEY, "API key, scope feed or admin"), (ADMIN_KEY, "API key, scope admin")):
+                         (FEED_KEY, "API key, scope feed or admin"), (ADMIN_KEY, "API key, scope admin"),
+                         (METRICS, "CALLMARK_METRICS_TOKEN, when it is set")):
         spec.components.security_scheme(name, {"type": "http", "scheme": "bearer", "description": scheme})
     device, feed, admin = [{DEVICE: []}], [{FEED_KEY: []}], [{ADMIN_KEY: []}]
     device_or_key = [{DEVICE: []}, {FEED_KEY: []}]
@@ -62,8 +72,10 @@ def build_spec() -> APISpec:
         "/healthz": {"get": _op("200 when Redis answers, 503 otherwise", 200, r.HealthSchema, tags=["operations"])},
         "/readyz": {"get": _op("200 when Redis answers, the signing key is loaded and every list is published; "
                                "503 not_ready otherwise", 200, r.ReadySchema, tags=["operations"])},
-        "/metrics": {"get": _op("Prometheus metrics (text format)", 200, None, tags=["operations"],
-                                content={"text/plain": {"schema": {"type": "string"}}})},
+        "/metrics": {"get": {**_op("Prometheus metrics (text format); with CALLMARK_METRICS_TOKEN set, only for "
+                                   "that bearer token", 200, None, tags=["operations"], errors=(401,),
+                                   content={"text/plain": {"schema": {"type": "string"}}}),
+                             "security": [{}, {METRICS: []}]}},
         "/v1/tags": {"get": _op("The tag taxonomy", 200, r.TagsSchema, tags=["reports"])},
         "/v1/devices": {"post": _op("Register a device; the token is shown once", 201, r.DeviceSchema,
                                     errors=(429,), tags=["devices"])},
@@ -88,7 +100,8 @@ def build_spec() -> APISpec:
                                  "get": _op("A number's reputation", 200, r.ReputationSchema, security=device_or_key,
                                             query=s.NumberQuerySchema, errors=(400, 429), tags=["reputation"])},
         "/v1/lookup/prefix/{prefix}": {
-            "parameters": [{"in": "path", "name": "prefix", "required": True, "schema": {"type": "string"},
+            "parameters": [{"in": "path", "name": "prefix", "required": True,
+                            "schema": {"type": "string", "pattern": f"^{PREFIX_PATTERN.pattern}$"},
                             "description": "first 4 or 5 lowercase hex digits of SHA-256(E.164)"}],
             "get": _op("Private lookup by hash prefix (k-anonymity)", 200, r.PrefixSchema, security=device,
                        errors=(400, 429), tags=["reputation"])},
@@ -105,11 +118,13 @@ def build_spec() -> APISpec:
             "put": _op("Pin a number's verdict (audited)", 200, r.ReputationSchema, security=admin,
                        request=s.OverrideSchema, errors=(400, 413), tags=["moderation"]),
             "delete": _op("Clear the override (audited)", 200, r.ReputationSchema, security=admin,
-                          errors=(400,), tags=["moderation"])},
+                          request=s.ClearOverrideSchema, body_required=False, errors=(400, 413),
+                          tags=["moderation"])},
         "/v1/admin/numbers/{number}/release": {
             "parameters": [_number_param()],
             "post": _op("End the burst guard's hold on a number (audited)", 200, r.ReputationSchema,
-                        security=admin, errors=(400,), tags=["moderation"])},
+                        security=admin, request=s.ClearOverrideSchema, body_required=False, errors=(400, 413),
+                        tags=["moderation"])},
         "/v1/admin/held": {"get": _op("Numbers the burst guard holds at warn for review", 200, r.HeldSchema,
                                       security=admin, tags=["moderation"])},
         "/v1/stats": {"get": _op("Reports per day, tag shares, most reported numbers, lists, publishes, disputes and "
@@ -127,19 +142,16 @@ def build_spec() -> APISpec:
                         tags=["moderation"])},
         "/v1/lists": {"get": _op("The published lists", 200, r.ListsSchema, tags=["sync"])},
         "/v1/lists/{name}/manifest": {
-            "parameters": [{"in": "path", "name": "name", "required": True, "schema": {"type": "string"}}],
+            "parameters": [LIST_NAME],
             "get": _op("The signed manifest of the latest version", 200, r.ManifestSchema,
                        errors=(304, 404), tags=["sync"])},
         "/v1/lists/{name}/snapshot": {
-            "parameters": [{"in": "path", "name": "name", "required": True, "schema": {"type": "string"}},
-                           {"in": "query", "name": "version", "schema": {"type": "integer", "minimum": 0}}],
+            "parameters": [LIST_NAME, {"in": "query", "name": "version", "schema": VERSION}],
             "get": _op("The filter, byte for byte pybloom-live's BloomFilter.tofile", 200, None, content=BINARY,
                        errors=(304, 400, 404), tags=["sync"])},
         "/v1/lists/{name}/delta": {
-            "parameters": [{"in": "path", "name": "name", "required": True, "schema": {"type": "string"}},
-                           {"in": "query", "name": "from", "required": True,
-                            "schema": {"type": "integer", "minimum": 0}},
-                           {"in": "query", "name": "to", "schema": {"type": "integer", "minimum": 0}}],
+            "parameters": [LIST_NAME, {"in": "query", "name": "from", "required": True, "schema": VERSION},
+                           {"in": "query", "name": "to", "schema": VERSION}],
             "get": _op("Golomb-Rice coded bit flips to the latest version (docs/PROTOCOL.md)", 200, None,
                        content=BINARY, errors=(304, 400, 404, 410), tags=["sync"])},
         "/v1/keys/signing": {"get": _op("The Ed25519 key that signs manifests, and its rotation", 200,
