@@ -96,7 +96,8 @@ def scheduler(config, secret_key) -> subprocess.Popen:
     env = dict(os.environ, REDIS_URL=config.redis_url, CALLMARK_SECRET_KEY=secret_key,
                CALLMARK_DATA_DIR=config.data_dir, CALLMARK_PROFILE="development",
                CALLMARK_LIST_MIN_CAPACITY=str(config.list_min_capacity), CALLMARK_PUBLISH_INTERVAL="1",
-               CALLMARK_SWEEP_INTERVAL="0", CALLMARK_LOG_LEVEL="WARNING")
+               CALLMARK_SWEEP_INTERVAL="0", CALLMARK_LOG_LEVEL="WARNING",
+               CALLMARK_REDIS_CLUSTER="1" if config.redis_cluster else "")
     return subprocess.Popen([sys.executable, "-m", "blocklist.scheduler"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
