@@ -190,5 +190,7 @@ class Keys:
         return f"{PREFIX}:publish:fence"
 
     def signing_endorsements(self) -> str:
-        """Hash: key id -> the endorsement of that signing key by its predecessor."""
+        """Hash: key id -> the endorsement of that signing key by its predecessor, and `state`:
+        the signing state every process follows (current, next, public keys, retirements,
+        revocations; sync/signing.py)."""
         return f"{PREFIX}:signing:endorsements"

@@ -226,3 +226,7 @@ class SigningKeysSchema(Schema):
     public_key = fields.String(required=True)
     next = fields.Dict(required=True, allow_none=True)
     previous = fields.Dict(required=True, allow_none=True)
+    retired = fields.List(fields.Dict(), required=True, metadata={
+        "description": "signed retirement statements, oldest first (docs/PROTOCOL.md section 5)"})
+    revoked = fields.List(fields.Dict(), required=True, metadata={
+        "description": "signed revocation statements, oldest first: refuse anything the named key signed"})
