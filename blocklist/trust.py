@@ -110,15 +110,17 @@ def note_votes(store: Store, device_id: str, numbers: list[str]) -> None:
     of tags (a retag back and forth on one number counts every time), and a review soon."""
     if not numbers:
         return
-    today = int(store.clock() // 86400)
-    day, actions = store.keys.device_daily_tags(device_id, today), store.keys.device_daily_actions(device_id, today)
-    pipe = store.redis.pipeline(transaction=False)
-    pipe.sadd(day, *[n.lstrip("+") for n in numbers])
-    pipe.expire(day, 2 * 86400)
-    pipe.incrby(actions, len(numbers))
-    pipe.expire(actions, 2 * 86400)
-    pipe.zadd(store.keys.trust_due(), {device_id: store.clock()}, lt=True)
-    pipe.execute()
+    today, keys = int(store.clock() // 86400), store.keys
+    note = store.script("blocklist", "device_note.lua")
+
+    def fill(pipe) -> None:
+        store.evalsha(pipe, note, [keys.device(device_id), keys.device_daily_tags(device_id, today),
+                                   keys.device_daily_actions(device_id, today)],
+                      [2 * 86400, *[n.lstrip("+") for n in numbers]])
+        # (a device erased meanwhile is dropped from the queue at its review)
+        pipe.zadd(keys.trust_due(), {device_id: store.clock()}, lt=True)
+
+    store.pipelined(fill)
 
 
 def forget(store: Store, device_id: str) -> None:

@@ -493,3 +493,13 @@ def test_churning_tags_on_one_number_counts_once_keeps_bounded_details_and_trips
     assert details == 1
     trust.review(store)
     assert weight_of(store, churner) == "0"
+
+
+def test_a_report_in_flight_when_its_device_is_erased_leaves_no_tally(client, store, redis_client):
+    headers = register(client)
+    report(client, headers)
+    assert client.delete("/v1/devices/me", headers=headers).status_code == 200
+    trust.note_votes(store, device_id(headers), [NUMBER])  # what the report's last step would do
+    assert not list(redis_client.scan_iter(match="cm:d[ta]:*"))  # no tally names the device
+    trust.review(store)  # its queue entry, the device id alone, goes at the next review
+    assert trust_traces(redis_client, store, headers) == []

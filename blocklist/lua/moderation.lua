@@ -51,17 +51,7 @@ end
 local reporters, scores, fields = read_number(key, '')
 fields.talkers_key = KEYS[6]
 local old_state = tonumber(fields.v or '0')
-local written = {}  -- field -> new value, or false to delete it
-
-local function set(name, value)
-  written[name] = value
-  fields[name] = value
-end
-
-local function unset(name)
-  written[name] = false
-  fields[name] = nil
-end
+local written, set, unset = pending_writes(fields)
 
 -- An audit entry's id carries the server's microseconds within the millisecond, so listings
 -- merged over the buckets keep the order of steps even when they come fast.
@@ -124,45 +114,6 @@ else  -- release
 end
 
 -- The number's new state, published as report.lua publishes it.
-local now_hour = math.floor(now / HOUR)
-local verdict, label, total, score, ends = evaluate(reporters, scores, now, fields)
-local state = verdict * 64 + label + 1
-local emptied = total == 0 and not fields.z and not fields.o and not fields.d
-if emptied then
-  redis.call('DEL', key)
-  if fields.h then redis.call('SREM', held, number) end
-else
-  if state ~= old_state then set('v', state) end
-  if verdict == VERDICT_BLOCK and not fields.t then set('t', now_hour) end
-  local updates, deletes = {}, {}
-  for name, value in pairs(written) do
-    if value == false then
-      deletes[#deletes + 1] = name
-    else
-      updates[#updates + 1] = name
-      updates[#updates + 1] = value
-    end
-  end
-  if #deletes > 0 then redis.call('HDEL', key, unpack(deletes)) end
-  if #updates > 0 then redis.call('HSET', key, unpack(updates)) end
-end
-if state ~= old_state then
-  if old_state == 0 then
-    redis.call('SADD', index, digits)
-  elseif state == 0 then
-    redis.call('SREM', index, digits)
-  end
-  local label_field = ''
-  if label >= 0 then label_field = tostring(label) end
-  redis.call('XADD', stream, 'MINID', '~', min_id, '*',
-    'n', number, 'v', verdict, 'l', label_field, 'r', total, 's', fmt_score(score), 't', string.format('%d', now))
-end
-local due = ends
-local x = tonumber(fields.x)
-if x and not emptied and (not due or x * HOUR < due) then due = x * HOUR end
-if due then
-  redis.call('ZADD', schedule, due, number)
-else
-  redis.call('ZREM', schedule, number)
-end
+publish({key = key, stream = stream, schedule = schedule, index = index, held = held, number = number,
+         digits = digits, now = now, min_id = min_id}, reporters, scores, fields, written, old_state)
 return {outcome, dispute_id}

@@ -50,17 +50,7 @@ if (mode == 'vote' or mode == 'reweigh') and voter ~= '' and redis.call('EXISTS'
   return {'erased', math.floor(old_state / 64), old_state % 64 - 1, 0}
 end
 
-local written = {}  -- field -> new value, or false to delete it: one HSET and one HDEL at the end
-
-local function set(name, value)
-  written[name] = value
-  fields[name] = value
-end
-
-local function unset(name)
-  written[name] = false
-  fields[name] = nil
-end
+local written, set, unset = pending_writes(fields)
 
 local function count(name, delta)
   local value = (tonumber(fields[name]) or 0) + delta
@@ -265,60 +255,13 @@ end
 
 retire_due()
 
-local verdict, label, total, score, ends = evaluate(reporters, scores, now, fields)
+local where = {key = key, stream = stream, schedule = schedule, index = index, held = held, number = number,
+               digits = digits, now = now, min_id = min_id}
+local verdict, label, total, changed = publish(where, reporters, scores, fields, written, old_state)
 if total >= TOP_MIN then
   redis.call('ZADD', KEYS[10], total, number)
 elseif mode ~= 'vote' then
   redis.call('ZREM', KEYS[10], number)
-end
-local state = verdict * 64 + label + 1
-local emptied = total == 0 and not fields.z and not fields.o and not fields.d
-if emptied then
-  redis.call('DEL', key)
-  if fields.h then redis.call('SREM', held, number) end
-else
-  if state ~= old_state then
-    set('v', state)
-  end
-  if verdict == VERDICT_BLOCK and not fields.t then set('t', now_hour) end
-  if verdict ~= VERDICT_BLOCK and fields.t then unset('t') end
-  local updates, deletes = {}, {}
-  for name, value in pairs(written) do
-    if value == false then
-      deletes[#deletes + 1] = name
-    else
-      updates[#updates + 1] = name
-      updates[#updates + 1] = value
-    end
-  end
-  if #deletes > 0 then
-    redis.call('HDEL', key, unpack(deletes))
-  end
-  if #updates > 0 then
-    redis.call('HSET', key, unpack(updates))
-  end
-end
-local changed = 0
-if state ~= old_state then
-  changed = 1
-  if old_state == 0 then
-    redis.call('SADD', index, digits)
-  elseif state == 0 then
-    redis.call('SREM', index, digits)
-  end
-  local label_field = ''
-  if label >= 0 then label_field = tostring(label) end
-  redis.call('XADD', stream, 'MINID', '~', min_id, '*',
-    'n', number, 'v', verdict, 'l', label_field, 'r', total, 's', fmt_score(score), 't', string.format('%d', now))
-end
--- When time alone may change the verdict: a block's decay, or the next vote retiring.
-local due = ends
-local x = tonumber(fields.x)
-if x and not emptied and (not due or x * HOUR < due) then due = x * HOUR end
-if due then
-  redis.call('ZADD', schedule, due, number)
-else
-  redis.call('ZREM', schedule, number)
 end
 if rid_ttl > 0 then
   redis.call('SET', rid, '1', 'EX', rid_ttl)

@@ -202,3 +202,73 @@ end
 local function fmt_score(x)
   return string.format('%.4f', x)
 end
+
+-- A script's writes of one number's hash, gathered so the hash is written once at the end:
+-- returns the table (field -> new value, or false to delete it) and set and unset, which
+-- also keep `fields` current for the verdict.
+local function pending_writes(fields)
+  local written = {}
+  local function set(name, value)
+    written[name] = value
+    fields[name] = value
+  end
+  local function unset(name)
+    written[name] = false
+    fields[name] = nil
+  end
+  return written, set, unset
+end
+
+-- Evaluates a number after a script's changes and publishes its state: writes the hash (or
+-- deletes it when nothing is left), logs a change of verdict or label to the change stream,
+-- keeps the prefix index and the decay schedule. `at` names the keys and values involved:
+-- key, stream, schedule, index, held (the bucket's keys), number, digits, now, min_id.
+-- Returns verdict, label, total reporters and changed (0/1).
+local function publish(at, reporters, scores, fields, written, old_state)
+  local verdict, label, total, score, ends = evaluate(reporters, scores, at.now, fields)
+  local state = verdict * 64 + label + 1
+  local emptied = total == 0 and not fields.z and not fields.o and not fields.d
+  if emptied then
+    redis.call('DEL', at.key)
+    if fields.h then redis.call('SREM', at.held, at.number) end
+  else
+    if state ~= old_state then written.v = state end
+    -- t: the hour the current block began (the trust review's standing rule)
+    if verdict == VERDICT_BLOCK and not fields.t then written.t = math.floor(at.now / HOUR) end
+    if verdict ~= VERDICT_BLOCK and fields.t then written.t = false end
+    local updates, deletes = {}, {}
+    for name, value in pairs(written) do
+      if value == false then
+        deletes[#deletes + 1] = name
+      else
+        updates[#updates + 1] = name
+        updates[#updates + 1] = value
+      end
+    end
+    if #deletes > 0 then redis.call('HDEL', at.key, unpack(deletes)) end
+    if #updates > 0 then redis.call('HSET', at.key, unpack(updates)) end
+  end
+  local changed = 0
+  if state ~= old_state then
+    changed = 1
+    if old_state == 0 then
+      redis.call('SADD', at.index, at.digits)
+    elseif state == 0 then
+      redis.call('SREM', at.index, at.digits)
+    end
+    local label_field = ''
+    if label >= 0 then label_field = tostring(label) end
+    redis.call('XADD', at.stream, 'MINID', '~', at.min_id, '*', 'n', at.number, 'v', verdict, 'l', label_field,
+      'r', total, 's', fmt_score(score), 't', string.format('%d', at.now))
+  end
+  -- When time alone may change the verdict: a block's decay, or the next vote retiring.
+  local due = ends
+  local x = tonumber(fields.x)
+  if x and not emptied and (not due or x * HOUR < due) then due = x * HOUR end
+  if due then
+    redis.call('ZADD', at.schedule, due, at.number)
+  else
+    redis.call('ZREM', at.schedule, at.number)
+  end
+  return verdict, label, total, changed
+end
