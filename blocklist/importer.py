@@ -20,7 +20,7 @@ import hashlib
 import io
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from typing import Callable, Iterator
 
@@ -242,13 +242,12 @@ def import_sources(store: Store, sources: list[Source], progress: Callable[[int]
 
 
 def _flush(store: Store, batch: list[Vote], summary: Summary) -> None:
-    """Cast a batch: new votes, and earlier votes of the same reporters at another hour
-    withdrawn and cast again (a vote of the same tag is a duplicate that keeps its time)."""
+    """Cast a batch: new votes, and earlier votes of the same reporters at another hour moved
+    to this import's time (counted once: a re-dated complaint moves no statistic)."""
     if not batch:
         return
     stored = store.pipelined(lambda pipe: [pipe.hget(store.keys.number(v.number), v.voter) for v in batch])
     cast: list[Vote] = []
-    redate: list[Vote] = []
     for vote, packed in zip(batch, stored):
         if packed is None:
             cast.append(vote)
@@ -256,17 +255,9 @@ def _flush(store: Store, batch: list[Vote], summary: Summary) -> None:
               and reputation.vote_tag(int(packed)) == tags.INDEX[vote.tag]):
             summary.already_imported += 1
         else:
-            redate.append(vote)
-            cast.append(vote)
-    now = store.clock()
-
-    def withdraw(pipe) -> None:
-        for vote in redate:
-            reputation._call(store, "withdraw", vote.number, now, vote.voter, pipe=pipe)
-
-    redated = {vote.voter for vote in redate}
-    for vote, outcome in zip(cast, cast_votes(store, cast, before=withdraw)):
-        if vote.voter in redated:
+            cast.append(replace(vote, redate=True))
+    for vote, outcome in zip(cast, cast_votes(store, cast)):
+        if outcome.outcome == "redated":
             summary.redated += 1
         elif outcome.duplicate:
             summary.already_imported += 1

@@ -26,7 +26,7 @@ FULL_WEIGHT = 100  # voter weights are whole percents
 FRESH, AGED, STANDING, RETIRED = 0, 1, 2, 3
 RETIRE_AFTER_HALF_LIVES = 4  # a vote this old (1/16 of a fresh one) no longer counts
 RETIRE_SLACK_HOURS = 24  # votes within a day of that age retire together: one scan a day at most
-REBASE_HALF_LIVES = 16  # a number's decay epoch moves forward when a vote is this much newer
+REBASE_HALF_LIVES = 8  # a number's decay epoch moves forward when a vote is this much newer
 DETAILS_RETAG_HOURS = 24  # a retag keeps report details only this long after the vote it replaces
 LOW_BITS = 2**28  # the packing of lua/verdict.lua: hour * 32 + tag below, class, weight, network above
 
@@ -46,11 +46,12 @@ class Vote:
     fresh: bool = False  # a fresh device: its spam tags feed the burst guard
     # FRESH, AGED or STANDING; votes built by operators' tools (imports) count in full
     rank: int = STANDING
+    redate: bool = False  # move the voter's vote to `at` even when its tag is the same (imports)
 
 
 @dataclass(frozen=True)
 class Outcome:
-    outcome: str  # new | retag | duplicate | replay | withdrawn | absent | evaluated
+    outcome: str  # new | retag | redated | duplicate | replay | withdrawn | absent | evaluated | erased
     verdict: str
     label: str | None
     changed: bool  # the verdict or label changed and went to the change log
@@ -135,7 +136,7 @@ def cast_votes(store: Store, votes: list[Vote], before=None) -> list[Outcome]:
 
 def _queue_vote(store: Store, vote: Vote, pipe) -> None:
     details = json.dumps(vote.details, separators=(",", ":"), ensure_ascii=False) if vote.details else ""
-    _call(store, "vote", vote.number, vote.at, vote.voter, tags.INDEX[vote.tag], vote.report_id, details,
+    _call(store, "redate" if vote.redate else "vote", vote.number, vote.at, vote.voter, tags.INDEX[vote.tag], vote.report_id, details,
           weight=vote.weight, network=vote.network, fresh=vote.fresh, rank=vote.rank, pipe=pipe)
 
 

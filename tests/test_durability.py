@@ -319,7 +319,7 @@ def check_hash_layout(store, number: str, fields: dict[str, str]) -> None:
         assert (weight, network) == (100, 0), f"{number}: full weight, no network in development: {vote}"
         assert rank == reputation.STANDING, f"{number}: every development vote counts in full: {vote}"
         reporters[tag] += 1
-        scores[tag] += int(1000 * weight / 100 * 2 ** ((hour - epoch) * 3600 / half_life) + 0.5)
+        scores[tag] += int(10**6 * weight / 100 * 2 ** ((hour - epoch) * 3600 / half_life) + 0.5)
         hours.append(hour)
     counted = {int(name[1:]): int(value) for name, value in fields.items() if name[0] == "r" and len(name) <= 3}
     assert counted == dict(reporters), f"{number}: r<i> counters disagree with the votes: {fields}"

@@ -613,3 +613,18 @@ def test_a_bad_file_after_a_good_one_writes_nothing(app, tmp_path, redis_client)
     before = redis_state(redis_client)
     assert_refused(invoke(app, good, str(_unknown_header(tmp_path))), "other.csv")
     assert redis_state(redis_client) == before
+
+
+def test_re_dating_counts_each_complaint_once_in_the_statistics(run_import, ftc_slice, store, clock):
+    from blocklist import stats
+
+    def reports_today() -> int:
+        today = datetime.fromtimestamp(clock.now, tz=timezone.utc).date().isoformat()
+        return stats.summary(store, today, today)["reports"]
+
+    first = run_import(ftc_slice, "--dated-now")
+    assert reports_today() == first["imported"]
+    clock.advance(seconds=3 * 3600)  # a later hour of the same day: every vote moves
+    again = run_import(ftc_slice, "--dated-now")
+    assert again["re-dated"] == first["imported"]
+    assert reports_today() == first["imported"]  # moved, not counted again

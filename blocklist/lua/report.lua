@@ -9,7 +9,8 @@
 -- KEYS[9] the bucket's statistics of the vote's day (reports, per tag)
 -- KEYS[10] the bucket's most reported numbers (zset: number -> reporters, from TOP_MIN on)
 -- KEYS[11] the voter's erasure tombstone in this bucket: while it exists, its votes are refused
--- ARGV[1]  mode: vote | withdraw | reweigh (the voter's vote, at weight ARGV[12] and class
+-- ARGV[1]  mode: vote | redate (a vote that moves the voter's vote to its own time even with the
+--          same tag: an import dated anew) | withdraw | reweigh (the voter's vote, at weight ARGV[12] and class
 --          ARGV[14]) | eval (re-evaluate only: the decay sweep) | override (ARGV[10]: 1 allow,
 --          2 block, '' clear) | dispute (ARGV[10]: 1 open, '' closed) | release (end a burst hold)
 -- ARGV[2]  the number, E.164      ARGV[3]  now, unix seconds
@@ -29,7 +30,7 @@
 -- settings and constants; see blocklist/store.py.)
 -- Returns {outcome, verdict code, label index, changed (0/1)}; outcome is one of
 -- new | retag | duplicate | replay | withdrawn | absent | reweighed | evaluated | override
--- | dispute | release | erased.
+-- | dispute | release | erased | redated.
 
 local key, stream, schedule, rid, details_stream, index, held =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
@@ -46,7 +47,7 @@ local old_state = tonumber(fields.v or '0')
 if rid_ttl > 0 and redis.call('EXISTS', rid) == 1 then
   return {'replay', math.floor(old_state / 64), old_state % 64 - 1, 0}
 end
-if (mode == 'vote' or mode == 'reweigh') and voter ~= '' and redis.call('EXISTS', KEYS[11]) == 1 then
+if (mode == 'vote' or mode == 'redate' or mode == 'reweigh') and voter ~= '' and redis.call('EXISTS', KEYS[11]) == 1 then
   return {'erased', math.floor(old_state / 64), old_state % 64 - 1, 0}
 end
 
@@ -148,8 +149,8 @@ end
 local outcome = 'evaluated'
 local previous = tonumber(fields.vote)
 local vote_hour = math.floor(at / HOUR)
-if mode == 'vote' then
-  if previous and select(2, unpack_vote(previous)) == tag then
+if mode == 'vote' or mode == 'redate' then
+  if mode == 'vote' and previous and select(2, unpack_vote(previous)) == tag then
     outcome = 'duplicate'
   else
     if not epoch then
@@ -159,18 +160,21 @@ if mode == 'vote' then
       rebase(vote_hour)
     end
     outcome = 'new'
-    local was_spam, previous_hour = false, nil
+    local was_spam, previous_hour, previous_counted = false, nil, false
     if previous then
       local p_hour, p_tag, p_weight, _, p_class = unpack_vote(previous)
-      was_spam = is_spam(p_tag) and counted(p_weight, p_class)
+      previous_counted = counted(p_weight, p_class)
+      was_spam = is_spam(p_tag) and previous_counted
       previous_hour = p_hour
       apply(previous, voter, -1)
       outcome = 'retag'
+      if mode == 'redate' then outcome = 'redated' end
     end
     local vote = pack_vote(vote_hour, tag, weight, net, class_at(vote_hour, class))
     local live = counted(weight, class_at(vote_hour, class))
-    -- Statistics count a device's vote on a number once: a retag moves no figure.
-    if live and outcome == 'new' then
+    -- Statistics count a device's vote on a number once: a retag moves no figure, nor does
+    -- re-dating a vote that was counted already.
+    if live and (outcome == 'new' or (outcome == 'redated' and not previous_counted)) then
       redis.call('HINCRBY', KEYS[9], 'n', 1)
       redis.call('HINCRBY', KEYS[9], 't' .. tag, 1)
       redis.call('EXPIRE', KEYS[9], STATS_DAYS * 86400)

@@ -2,9 +2,10 @@
 --
 -- A number's reputation is one Redis hash (layout in blocklist/reputation.py):
 --   r<i>  counted reporters whose vote is tag i (i = the tag's index in blocklist/tags.py)
---   s<i>  their evidence in milli-units, projected to the number's own epoch `e` (forward
---         decay: a vote cast t seconds after the epoch adds round(1000 * weight * 2^(t / half_life)),
---         so a write is one HINCRBYFLOAT and nothing is rewritten as time passes)
+--   s<i>  their evidence in micro-units (a millionth of a fresh full-weight vote), projected to
+--         the number's own epoch `e` (forward decay: a vote cast t seconds after the epoch adds
+--         round(10^6 * weight * 2^(t / half_life)), so a write is one addition and nothing is
+--         rewritten as time passes)
 --   e     the number's decay epoch, in hours since 1970; moved forward (every s<i> rescaled)
 --         when a vote arrives more than REBASE_HOURS after it, so 2^(t / half_life) stays small
 --         for evidence of any date
@@ -36,6 +37,7 @@ local CREDITS = {[FRESH] = CREDIT_FRESH, [AGED] = CREDIT_AGED, [STANDING] = 1000
 local CLASS_UNIT = {[FRESH] = 1, [AGED] = 65536, [STANDING] = 4294967296}  -- within n<4 hex>
 local NEEDED = BLOCK_MIN * 1000  -- credit a block needs (more for numbers people talk with)
 local HOUR = 3600
+local UNIT = 1000000  -- evidence of one fresh full-weight vote, in the s<i> fields: rounding stays below 1e-6
 
 -- A vote packs the hour it was cast (since 1970: 23 bits last to the year 2926), its tag,
 -- its class, the voter's weight then (percent) and network (0 = none recorded). Everything
@@ -64,7 +66,7 @@ local function contribution(vote, voter, epoch)
   local hour, _, weight = unpack_vote(vote)
   local scale = weight / 100
   if voter == DETECTOR then scale = BLOCK_MIN end
-  return math.floor(1000 * scale * 2 ^ ((hour - epoch) * HOUR / HALF_LIFE) + 0.5)
+  return math.floor(UNIT * scale * 2 ^ ((hour - epoch) * HOUR / HALF_LIFE) + 0.5)
 end
 
 -- The credit a network's packed class counts add toward a block: its best class's.
@@ -162,7 +164,7 @@ local function crowd_verdict(reporters, scores, now, fields)
   end
   local epoch = (tonumber(fields.e) or 0) * HOUR
   local net = math.max(0, spam_s - safe_s)
-  local score = (spam_s - safe_s) / 1000 * 2 ^ ((epoch - now) / HALF_LIFE)
+  local score = (spam_s - safe_s) / UNIT * 2 ^ ((epoch - now) / HALF_LIFE)
   if safe_r > 0 and (safe_s > spam_s or spam_r == 0) then
     return VERDICT_ALLOW, top_safe, total, score, nil
   end
@@ -172,7 +174,7 @@ local function crowd_verdict(reporters, scores, now, fields)
   local credit = tonumber(fields.c) or 0
   if credit >= NEEDED and score >= BLOCK_SCORE and spam_r > 2 * (info_r + safe_r)
       and credit >= credit_needed(fields) then
-    local ends = epoch + HALF_LIFE * math.log(net / 1000 / BLOCK_SCORE) / math.log(2)
+    local ends = epoch + HALF_LIFE * math.log(net / UNIT / BLOCK_SCORE) / math.log(2)
     return VERDICT_BLOCK, top_spam, total, score, ends
   end
   if spam_r > 0 then
