@@ -157,6 +157,7 @@ def serve(app: Flask, server: EmbeddedRedis | None = None) -> None:
                                      preexec_fn=die_with_parent())
     log.info("serving on http://%s:%s with %d workers (%s profile)", config.host, config.port, workers,
              config.profile)
+    launcher = os.getpid()
     try:
         _Gunicorn({
             "bind": f"{config.host}:{config.port}",
@@ -174,11 +175,14 @@ def serve(app: Flask, server: EmbeddedRedis | None = None) -> None:
             **({"logger_class": observability.GunicornJsonLogger} if config.log_format == "json" else {}),
         }).run()
     finally:
-        if scheduler is not None:
-            scheduler.terminate()
-            scheduler.wait(10)
-        if server is not None:
-            server.stop()
-        # last: until the scheduler has stopped it may still write its metrics there
-        if os.environ.get("CALLMARK_OWN_METRICS_DIR") and os.environ.get(METRICS_ENV):
-            shutil.rmtree(os.environ[METRICS_ENV], ignore_errors=True)
+        # A gunicorn worker is a fork that leaves through here too (sys.exit in the child):
+        # only the launcher stops what it started.
+        if os.getpid() == launcher:
+            if scheduler is not None:
+                scheduler.terminate()
+                scheduler.wait(10)
+            if server is not None:
+                server.stop()
+            # last: until the scheduler has stopped it may still write its metrics there
+            if os.environ.get("CALLMARK_OWN_METRICS_DIR") and os.environ.get(METRICS_ENV):
+                shutil.rmtree(os.environ[METRICS_ENV], ignore_errors=True)

@@ -238,6 +238,34 @@ def test_a_killed_launcher_takes_its_embedded_redis_and_scheduler_with_it(launch
     assert "left running" not in again.log()
 
 
+def cmdline(pid: int) -> bytes:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read()
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        return dict(item.decode().partition("=")[::2] for item in f.read().split(b"\0") if item)
+
+
+def test_a_worker_that_exits_leaves_the_scheduler_and_the_metrics_folder_alone(launch, folder):
+    server = launch(CALLMARK_SWEEP_INTERVAL="3600")
+    wait_healthy(server.port, server.proc)
+    launch.redis_pids.append(redis_pid(folder))
+    helpers = {pid: cmdline(pid) for pid in children(server.proc.pid)}
+    scheduler = next(pid for pid, command in helpers.items() if b"blocklist.scheduler" in command)
+    worker = next(pid for pid, command in helpers.items() if b"app.py" in command)
+    metrics = environ_of(scheduler)["PROMETHEUS_MULTIPROC_DIR"]
+
+    os.kill(worker, signal.SIGTERM)  # as a max_requests restart or a worker timeout ends one
+    assert not wait_gone([worker])
+    wait_healthy(server.port, server.proc)  # gunicorn booted a new worker
+    time.sleep(1)
+    assert running(scheduler), "a worker's exit stopped the scheduler"
+    assert os.path.isdir(metrics), "a worker's exit removed the metrics folder"
+    assert health(server.port) == 200
+
+
 def test_a_start_shuts_down_a_server_left_running_and_serves_with_its_data(launch, folder):
     socket_path = os.path.join(folder, "redis.sock")
     leftover = subprocess.Popen(  # as the version before this one left it: no watchdog, no pid file
