@@ -63,7 +63,7 @@ def load_session() -> None:
     g.csp_nonce = secrets.token_urlsafe(16)
     g.admin = None
     session_id = request.cookies.get(COOKIE, "")
-    if not TOKEN.match(session_id):
+    if not TOKEN.fullmatch(session_id):
         return
     store = _store()
     key = store.keys.admin_session(session_id)
@@ -93,7 +93,7 @@ def security_headers(response: Response) -> Response:
 
 def _login_page(error: str | None = None, status: int = 200) -> Response:
     value = request.cookies.get(LOGIN_COOKIE, "")
-    if not TOKEN.match(value):
+    if not TOKEN.fullmatch(value):
         value = secrets.token_urlsafe(32)
     response = make_response(render_template("admin/login.html", csrf_token=_login_token(value), error=error),
                              status)
@@ -123,7 +123,7 @@ def session_required(view):
 @bp.post("/login")
 def login():
     value = request.cookies.get(LOGIN_COOKIE, "")
-    if not TOKEN.match(value) or not _same(request.form.get("csrf_token", ""), _login_token(value)):
+    if not TOKEN.fullmatch(value) or not _same(request.form.get("csrf_token", ""), _login_token(value)):
         return _login_page("The login form expired; please try again.", 403)
     store = _store()
     try:

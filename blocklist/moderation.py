@@ -102,7 +102,7 @@ def open_dispute(store: Store, number: str, reason: str, contact: str) -> dict[s
 
 def _bucket_of_dispute(store: Store, dispute_id: str) -> int:
     """The bucket a dispute id names; NotFound for an id CallMark never made."""
-    match = DISPUTE_ID.match(dispute_id)
+    match = DISPUTE_ID.fullmatch(dispute_id)
     if not match or int(match.group(1)) >= store.config.buckets:
         raise NotFound(f"no dispute {dispute_id!r}")
     return int(match.group(1))

@@ -278,7 +278,7 @@ def save_trust(folder: str, trust: Trust) -> None:
 
 
 def list_path(folder: str, name: str) -> str:
-    if not LIST_NAME.match(name):
+    if not LIST_NAME.fullmatch(name):
         raise SyncError(f"{name!r} is not a list name")
     return os.path.join(folder, name + LIST_SUFFIX)
 
@@ -288,7 +288,7 @@ def stored_lists(folder: str) -> list[str]:
     if not os.path.isdir(folder):
         return []
     names = (entry[: -len(LIST_SUFFIX)] for entry in os.listdir(folder) if entry.endswith(LIST_SUFFIX))
-    return sorted(name for name in names if LIST_NAME.match(name))
+    return sorted(name for name in names if LIST_NAME.fullmatch(name))
 
 
 @dataclass

@@ -499,3 +499,4 @@ def test_each_step_writes_in_one_script_whose_keys_share_the_numbers_slot(store,
     assert {args[0] for args in sent if args[0] not in ("EVALSHA", "EVAL")} <= READS, sent
     keys = scripts[0][3:3 + int(scripts[0][2])]
     assert {key_slot(key.encode()) for key in keys} == {key_slot(store.keys.number(NUMBER).encode())}
+
