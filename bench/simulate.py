@@ -241,8 +241,8 @@ def _hours(world: World, crowd: Crowd, sizes: Sizes, base: float, hours: int, me
                 caller.number = _numbers(rng, 1, "+86137")[0]
                 caller.first_report = caller.blocked_at = caller.reports_to_block = None
                 caller.reports = 0
-            for user in rng.sample(active, sizes.spam_calls_per_hour):
-                world.now = base + hour * HOUR + rng.uniform(0, HOUR - 1)
+            for at, user in _spread(rng, base + hour * HOUR, rng.sample(active, sizes.spam_calls_per_hour)):
+                world.now = at
                 answered = rng.random() < SPAM_ANSWERED
                 talked = rng.uniform(60, 180) if rng.random() < SPAM_TALKED else rng.uniform(2, 30)
                 ring = rng.uniform(3, 20)
@@ -255,8 +255,8 @@ def _hours(world: World, crowd: Crowd, sizes: Sizes, base: float, hours: int, me
                     _count_report(world, crowd, caller)
         if measured:
             for caller in crowd.ring_once:
-                for user in rng.sample(active, sizes.spam_calls_per_hour):
-                    world.now = base + hour * HOUR + rng.uniform(0, HOUR - 1)
+                for at, user in _spread(rng, base + hour * HOUR, rng.sample(active, sizes.spam_calls_per_hour)):
+                    world.now = at
                     result = world.call(user, caller.number, answered=False, ring_seconds=rng.uniform(0.5, 2.0),
                                         direction="incoming")
                     if result["ring_once"] and caller.blocked_at is None:
@@ -268,8 +268,8 @@ def _hours(world: World, crowd: Crowd, sizes: Sizes, base: float, hours: int, me
                        if n in crowd.popular or rng.random() < 0.2]
         total_calls = sum(c for _, c in legit_calls)
         for number, count in legit_calls:
-            for user in rng.sample(active, count):
-                world.now = base + hour * HOUR + rng.uniform(0, HOUR - 1)
+            for at, user in _spread(rng, base + hour * HOUR, rng.sample(active, count)):
+                world.now = at
                 answered = rng.random() < 0.8
                 ring, duration = rng.uniform(4, 25), rng.uniform(20, 600) if answered else 0
                 if measured or (number in crowd.popular and number not in crowd.saturated
@@ -292,6 +292,12 @@ def _hours(world: World, crowd: Crowd, sizes: Sizes, base: float, hours: int, me
             _note_saturated(world, crowd)
         if progress:
             print(f"{progress}: simulated hour {hour + 1} of {hours}", file=sys.stderr, flush=True)
+
+
+def _spread(rng: random.Random, hour_start: float, users: list[User]) -> list[tuple[float, User]]:
+    """One caller's calls to `users` at random moments of the hour, in order: each number's
+    events reach the burst guard and the ring-once window in time order."""
+    return sorted(((hour_start + rng.uniform(0, HOUR - 1), user) for user in users), key=lambda call: call[0])
 
 
 def _report_conversations(world: World, crowd: Crowd, number: str) -> None:
