@@ -101,7 +101,7 @@ def _min_stream_id(store: Store) -> str:
 
 
 def _call(store: Store, mode: str, number: str, at: float, voter: str = "", tag: int = 0,
-          report_id: str | None = None, details: str = "", flag: str = "", weight: int = FULL_WEIGHT,
+          report_id: str | None = None, details: str = "", weight: int = FULL_WEIGHT,
           network: int = 0, fresh: bool = False, rank: int = STANDING, pipe=None):
     """Run report.lua for one number, for a vote cast at `at`, or queue it on `pipe`
     (see Store.pipelined)."""
@@ -113,7 +113,7 @@ def _call(store: Store, mode: str, number: str, at: float, voter: str = "", tag:
                    keys.details(bucket), keys.prefix_index(number), keys.held(bucket), keys.talkers(number),
                    keys.daily_stats(bucket, int(at // 86400)), keys.most_reported(bucket), tombstone]
     args = [mode, number, int(store.clock()), int(at), _min_stream_id(store), voter, tag,
-            store.config.idempotency_hours * 3600 if report_id else 0, details, flag, number.lstrip("+"),
+            store.config.idempotency_hours * 3600 if report_id else 0, details, number.lstrip("+"),
             weight, network, rank, int(fresh)]
     if pipe is None:
         return store.report_script(keys=script_keys, args=args)
@@ -149,11 +149,6 @@ def reweigh_votes(store: Store, numbers: list[str], voter: str, weight: int, ran
     return sum(1 for reply in replies if reply[0] == "reweighed")
 
 
-def release_hold(store: Store, number: str) -> Outcome:
-    """End the burst guard's hold on a number: its crowd verdict applies again."""
-    return _outcome(_call(store, "release", number, store.clock()))
-
-
 def withdraw_vote(store: Store, number: str, voter: str) -> Outcome:
     """Remove a voter's vote on a number, if it has one."""
     return _outcome(_call(store, "withdraw", number, store.clock(), voter))
@@ -164,19 +159,6 @@ def withdraw_votes(store: Store, numbers: list[str], voter: str) -> int:
     now = store.clock()
     replies = store.pipelined(lambda pipe: [_call(store, "withdraw", n, now, voter, pipe=pipe) for n in numbers])
     return sum(1 for reply in replies if _outcome(reply).outcome == "withdrawn")
-
-
-OVERRIDE_FLAGS = {"allow": "1", "block": "2", None: ""}
-
-
-def set_override(store: Store, number: str, verdict: str | None) -> Outcome:
-    """Pin a number's verdict to allow or block (None clears it); the crowd no longer decides."""
-    return _outcome(_call(store, "override", number, store.clock(), flag=OVERRIDE_FLAGS[verdict]))
-
-
-def set_disputed(store: Store, number: str, disputed: bool) -> Outcome:
-    """Mark a number's dispute open or closed; the flag is shown, it changes no verdict."""
-    return _outcome(_call(store, "dispute", number, store.clock(), flag="1" if disputed else ""))
 
 
 def _iso(unix: str | None) -> str | None:

@@ -9,8 +9,8 @@ import zlib
 
 import pytest
 
-from blocklist import apikeys, changelog, create_app, feed, tags
-from blocklist.reputation import Vote, cast_votes, lookup, set_disputed, withdraw_vote
+from blocklist import apikeys, changelog, create_app, feed, moderation, tags
+from blocklist.reputation import Vote, cast_votes, lookup, withdraw_vote
 from tests.support import assert_error
 
 ENTRY_FIELDS = {"number", "verdict", "label", "reporters", "score", "lists", "updated_at"}
@@ -270,7 +270,7 @@ def test_export_has_every_number_with_a_verdict_then_the_cursor(client, key, sto
     vote(store, "+8613900000001", "delivery", [0])  # allow, informational
     vote(store, "+8613900000002", "loan", [0])
     withdraw_vote(store, "+8613900000002", "v0000000")  # back to unknown
-    set_disputed(store, "+8613900000003", True)  # a hash with no evidence: still unknown
+    moderation.open_dispute(store, "+8613900000003", "mine", "owner@example.com")  # no evidence: still unknown
     rows, last = export_lines(client, key)
     assert set(last) == {"next_cursor"}
     expected = set(numbers(30)) | {"+8613900000001"}

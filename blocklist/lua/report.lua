@@ -9,36 +9,35 @@
 -- KEYS[9] the bucket's statistics of the vote's day (reports, per tag)
 -- KEYS[10] the bucket's most reported numbers (zset: number -> reporters, from TOP_MIN on)
 -- KEYS[11] the voter's erasure tombstone in this bucket: while it exists, its votes are refused
--- ARGV[1]  mode: vote | redate (a vote that moves the voter's vote to its own time even with the
---          same tag: an import dated anew) | withdraw | reweigh (the voter's vote, at weight ARGV[12] and class
---          ARGV[14]) | eval (re-evaluate only: the decay sweep) | override (ARGV[10]: 1 allow,
---          2 block, '' clear) | dispute (ARGV[10]: 1 open, '' closed) | release (end a burst hold)
+-- ARGV[1]  mode: vote | redate (a vote that moves the voter's vote to its own time even with
+--          the same tag: an import dated anew) | withdraw | reweigh (the voter's vote, at weight
+--          ARGV[11] and rank ARGV[13]) | eval (re-evaluate only: the decay sweep). Overrides,
+--          disputes and the release of holds are lua/moderation.lua's.
 -- ARGV[2]  the number, E.164      ARGV[3]  now, unix seconds
 -- ARGV[4]  the vote's time, unix seconds (a report's own time; imports are dated in the past)
 -- ARGV[5]  oldest stream id to keep (retention)
 -- ARGV[6]  voter field (8 chars)  ARGV[7]  tag index
 -- ARGV[8]  report_id record lifetime in seconds, 0 without a report_id
 -- ARGV[9]  report details (JSON) to keep, or '' for none
--- ARGV[10] the override or dispute flag    ARGV[11] the number's digits, its prefix-index member
--- ARGV[12] the voter's weight, percent     ARGV[13] the voter's network (16 bits, 0 = none)
--- ARGV[14] the voter's class: 0 fresh, 1 aged, 2 standing (see verdict.lua)
--- ARGV[15] 1 when the voter is a fresh device the burst guard watches (for the detector:
+-- ARGV[10] the number's digits, its prefix-index member
+-- ARGV[11] the voter's weight, percent     ARGV[12] the voter's network (16 bits, 0 = none)
+-- ARGV[13] the voter's rank: 0 fresh, 1 aged, 2 standing (see verdict.lua)
+-- ARGV[14] 1 when the voter is a fresh device the burst guard watches (for the detector:
 --          when fresh devices made it vote), else 0
 -- (HALF_LIFE, BLOCK_MIN, BLOCK_SCORE, KINDS, NTAGS, BURST_MIN, BURST_WINDOW, TALK_SHARE,
 -- TALK_CAP, STATS_DAYS, TOP_MIN, CREDIT_FRESH, CREDIT_AGED, LIVE_HOURS, RETIRE_SLACK_HOURS,
 -- REBASE_HOURS and DETAILS_RETAG_HOURS are set by the header CallMark prepends from its
 -- settings and constants; see blocklist/store.py.)
 -- Returns {outcome, verdict code, label index, changed (0/1)}; outcome is one of
--- new | retag | duplicate | replay | withdrawn | absent | reweighed | evaluated | override
--- | dispute | release | erased | redated.
+-- new | retag | redated | duplicate | replay | withdrawn | absent | reweighed | evaluated | erased.
 
 local key, stream, schedule, rid, details_stream, index, held =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local mode, number = ARGV[1], ARGV[2]
 local now, at, min_id = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 local voter, tag, rid_ttl, details = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]
-local flag, digits = ARGV[10], ARGV[11]
-local weight, net, class, fresh = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]), ARGV[15] == '1'
+local digits = ARGV[10]
+local weight, net, class, fresh = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13]), ARGV[14] == '1'
 local now_hour = math.floor(now / HOUR)
 
 local reporters, scores, fields, votes = read_number(key, voter)
@@ -233,19 +232,6 @@ elseif mode == 'reweigh' then
       outcome = 'reweighed'
     end
   end
-elseif mode == 'override' or mode == 'dispute' then
-  local name = 'o'
-  if mode == 'dispute' then name = 'd' end
-  if flag == '' then unset(name) else set(name, flag) end
-  outcome = mode
-elseif mode == 'release' then
-  if fields.h then
-    unset('h')
-    unset('b')
-    unset('w')
-    redis.call('SREM', held, number)
-  end
-  outcome = mode
 elseif mode == 'withdraw' then
   if previous then
     apply(previous, voter, -1)
