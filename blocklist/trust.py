@@ -87,14 +87,13 @@ def ranks_differ(config) -> bool:
 
 
 def rank_of(store: Store, created: float, standing: int) -> int:
-    """FRESH while young, STANDING once its early tags were borne out on enough numbers
-    (`standing`, the device record's count), else AGED."""
+    """FRESH while young, whatever it did; then STANDING once its early tags were borne out on
+    enough numbers (`standing`, the device record's count), else AGED."""
     if not ranks_differ(store.config):
         return reputation.STANDING
-    if standing >= store.config.standing_min_numbers:
-        return reputation.STANDING
-    young = store.clock() - created < store.config.fresh_device_days * 86400
-    return reputation.FRESH if young else reputation.AGED
+    if store.clock() - created < store.config.fresh_device_days * 86400:
+        return reputation.FRESH  # standing farmed in the first hours buys nothing for a week
+    return reputation.STANDING if standing >= store.config.standing_min_numbers else reputation.AGED
 
 
 def reporter(store: Store, device, address: str | None) -> Reporter:
@@ -203,7 +202,8 @@ def weigh(store: Store, device_id: str) -> tuple[int, int]:
         weight = round(base * max(0.0, 1.0 - CONTRADICTION_PENALTY * contradict / settled))
     if busiest_day > config.human_daily_tags:
         weight = 0
-    standing = max(early, int(device.get("st", 0)))  # standing once earned is kept; contradictions cost weight
+    # Standing once earned is kept, but not while a settled verdict contradicts the device.
+    standing = 0 if contradict else max(early, int(device.get("st", 0)))
     rank = rank_of(store, float(device.get("c", now)), standing)
     if weight != old or base != int(device.get("b", FULL)) or standing != int(device.get("st", 0)):
         store.redis.hset(keys.device(device_id), mapping={"w": weight, "b": base, "st": standing})

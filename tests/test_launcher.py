@@ -206,13 +206,13 @@ def test_cli_commands_use_the_running_embedded_redis_or_one_of_their_own(launch,
     flask = [sys.executable, "-m", "flask", "--app", "app"]
 
     created = subprocess.run(flask + ["keys", "create", "--name", "acme", "--scope", "feed"], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=30)
+                             capture_output=True, text=True, timeout=120)
     assert created.returncode == 0, created.stderr
     assert health(server.port) == 200 and redis_pid(folder) == server_redis  # attached, left running
     server.proc.send_signal(signal.SIGKILL)  # its Redis goes with it (flushing the AOF)
     assert not wait_gone([server_redis])
 
-    listed = subprocess.run(flask + ["keys", "list"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
+    listed = subprocess.run(flask + ["keys", "list"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert listed.returncode == 0, listed.stderr
     assert "acme" in listed.stdout
     assert not os.path.exists(os.path.join(folder, "redis.sock")), "the CLI's own server outlived it"
