@@ -364,27 +364,27 @@ def _spam_figures(world: World, crowd: Crowd, sizes: Sizes, users: int, hours: i
         "ring_once_flagged": sum(1 for c in crowd.ring_once if c.blocked_at is not None),
         "ring_once": len(crowd.ring_once),
         "ring_once_blocked": sum(1 for c in crowd.ring_once if world.verdict(c.number)["verdict"] == "block"),
+        "ring_once_held": sum(1 for c in crowd.ring_once if world.verdict(c.number)["held"]),
         "ring_once_median_flag_hour": statistics.median(crowd.ring_flag_hours) if crowd.ring_flag_hours else None,
         "answered_numbers_flagged": len(answered_flags),
     }
 
 
 def _ranks(world: World, users: list[User]) -> dict:
-    """Shares of the active devices by rank, now."""
+    """Shares of the active devices by rank now, and of those that have earned standing
+    (a fresh device's counts only once it is past the fresh window)."""
     config = world.store.config
     active = [u for u in users if u.created <= world.now]
     standing = world.standing(active)
     weights = world.weights(active)
+    names = {reputation.FRESH: "fresh", reputation.AGED: "aged", reputation.STANDING: "standing"}
     counts = {"standing": 0, "aged": 0, "fresh": 0}
     for user, st in zip(active, standing):
-        if st >= config.standing_min_numbers:
-            counts["standing"] += 1
-        elif world.now - user.created < config.fresh_device_days * DAY:
-            counts["fresh"] += 1
-        else:
-            counts["aged"] += 1
-    return {**{k: round(v / max(1, len(active)), 3) for k, v in counts.items()},
-            "below_full_weight": round(sum(1 for w in weights if w < trust.FULL) / max(1, len(active)), 3)}
+        counts[names[trust.rank_of(world.store, user.created, st)]] += 1
+    share = lambda n: round(n / max(1, len(active)), 3)  # noqa: E731
+    return {**{k: share(v) for k, v in counts.items()},
+            "earned_standing": share(sum(1 for st in standing if st >= config.standing_min_numbers)),
+            "below_full_weight": share(sum(1 for w in weights if w < trust.FULL))}
 
 
 def honest_world(sizes: Sizes, redis_url: str | None, seed: int, warmup_days: int = WARMUP_DAYS,
@@ -426,7 +426,7 @@ def launch_day(sizes: Sizes, redis_url: str | None, seed: int, progress: bool = 
     held = sum(1 for c in crowd.spammers for n in c.numbers_used if world.verdict(n)["held"])
     return {k: result[k] for k in ("recall_within_day_keepers", "recall_within_day", "median_reports_to_block",
                                    "median_hours_to_block", "false_blocks", "false_block_rate",
-                                   "ring_once_flagged", "ring_once", "ring_once_blocked",
+                                   "ring_once_flagged", "ring_once", "ring_once_blocked", "ring_once_held",
                                    "ring_once_median_flag_hour", "answered_numbers_flagged")} | {
         "held_spam_numbers": held, "ranks_at_end": _ranks(world, users),
         "goal": "recall within 24 h of spammers keeping their number >= 75 %",
@@ -655,17 +655,18 @@ def patient_sybils(redis_url: str | None, seed: int, team: int = 6, wait_days: f
     """Sybils (each on its own /24) wait past the fresh window, farm standing by tagging real
     spam numbers early (see _farm), then attack a legitimate number nobody talks with. Then:
     does the trust review undo it, what do the owner's dispute and the operator's override do,
-    and can the same sybils block a second number after that? Beside it, the same farm by
+    and can the same attackers block a second number after that? Beside it, the same farm by
     fresh sybils that do not wait, and sybils that farm on numbers of their own."""
     world = World(redis_url, seed)
+    min_standing = world.store.config.standing_min_numbers
     honest = _honest_standing(world, 40)
     sybils = [world.device(created=START) for _ in range(team)]
     third = _farm(world, honest, sybils, _hour_start(START + wait_days * DAY), per_number=2, numbers_each=2)
-    standing = world.standing(sybils)
     target, second = "+8613912345673", "+8613912345674"
-    ranked = [s for s, st in zip(sybils, standing) if st >= world.store.config.standing_min_numbers]
+    ranked = [s for s, st in zip(sybils, world.standing(sybils)) if st >= min_standing]
     needed = _attack(world, ranked, target)
     blocked_at = world.now
+    attackers = ranked[:needed or 0]
     for _ in range(3 * 24):  # three days of the scheduler's hourly review
         world.now += HOUR
         world.review(sybils)
@@ -676,52 +677,60 @@ def patient_sybils(redis_url: str | None, seed: int, team: int = 6, wait_days: f
     after_override = world.verdict(target)["verdict"]
     world.now += DAY + HOUR  # the attackers' next review (a day after the last)
     world.review(sybils)
-    weights = world.weights(sybils)
-    second_needed = _attack(world, sybils, second)
+    again = _attack(world, attackers, second)
     return {
         "sybils": team, "wait_days": wait_days,
         "days_to_standing": None if third is None else round((third - START) / DAY, 2),
         "sybils_with_standing": len(ranked), "sybils_to_block": needed,
         "days_to_block": None if needed is None else round((blocked_at - START) / DAY, 2),
         "verdict_after_3_days_of_reviews": after_reviews, "verdict_after_dispute": after_dispute,
-        "verdict_after_override": after_override, "sybil_weights_after_override": weights,
-        "sybils_to_block_a_second_number": second_needed,
+        "verdict_after_override": after_override,
+        "attackers_weights_after_override": world.weights(attackers),
+        "attackers_standing_after_override": world.standing(attackers),
+        "same_attackers_block_a_second_number": again is not None,
         "eager": _eager_farm(redis_url, seed, team), "self_farm": self_farm(redis_url, seed),
     }
 
 
+def _attack_when_ranked(world: World, sybils: list[User], target: str) -> tuple[int | None, int]:
+    """Once the sybils are past the fresh window, those with standing attack `target`: how
+    many it takes, and how many had standing."""
+    config = world.store.config
+    world.now = max(world.now, START + config.fresh_device_days * DAY) + HOUR
+    world.review(sybils)
+    ranked = [s for s, st in zip(sybils, world.standing(sybils)) if st >= config.standing_min_numbers]
+    return _attack(world, ranked, target), len(ranked)
+
+
 def _eager_farm(redis_url: str | None, seed: int, team: int) -> dict:
-    """The farm of patient_sybils by fresh sybils that start at once."""
+    """The farm of patient_sybils by fresh sybils that start at once, and attack as soon as
+    their standing counts."""
     world = World(redis_url, seed)
     honest = _honest_standing(world, 40)
     sybils = [world.device(created=START) for _ in range(team)]
     third = _farm(world, honest, sybils, _hour_start(START + HOUR), per_number=2, numbers_each=2)
-    needed = _attack(world, [s for s, st in zip(sybils, world.standing(sybils))
-                             if st >= world.store.config.standing_min_numbers], "+8613912345675")
+    needed, ranked = _attack_when_ranked(world, sybils, "+8613912345675")
     return {"days_to_standing": None if third is None else round((third - START) / DAY, 2),
-            "sybils_to_block": needed, "days_to_block": None if needed is None else round((world.now - START) / DAY, 2)}
+            "sybils_with_standing": ranked, "sybils_to_block": needed,
+            "days_to_block": None if needed is None else round((world.now - START) / DAY, 2)}
 
 
 def self_farm(redis_url: str | None, seed: int, team: int = 22) -> dict:
     """Fresh sybils on `team` /24s farm standing without any real spam: they block two numbers
     of their own (20 tags in one hour, 3 minutes apart, so no burst; the rest the next hour),
-    then 3 of them attack a legitimate number."""
+    then, as soon as their standing counts, attack a legitimate number."""
     world = World(redis_url, seed)
     sybils = [world.device(created=START) for _ in range(team)]
-    min_standing = world.store.config.standing_min_numbers
-    for k in range(min_standing):
+    for k in range(world.store.config.standing_min_numbers):
         own = _numbers(world.random, 1, "+86135")[0]
         for i, who in enumerate(sybils):
             world.now = _hour_start(START) + (2 * k + 1) * HOUR + (i * 3 * 60 if i < 20 else HOUR + (i - 20) * 3 * 60)
             world.tag(who, own, "fraud")
-    for _ in range(2 * 24 + 1):
+    for _ in range(24):  # the scheduler's hourly review
         world.now += HOUR
         world.review(sybils)
-        ranked = [s for s, st in zip(sybils, world.standing(sybils)) if st >= min_standing]
-        if len(ranked) >= 3:
-            break
-    needed = _attack(world, ranked, "+8613912345676") if len(ranked) >= 3 else None
-    return {"sybils": team, "sybils_with_standing": len(ranked), "sybils_to_block": needed,
+    needed, ranked = _attack_when_ranked(world, sybils, "+8613912345676")
+    return {"sybils": team, "sybils_with_standing": ranked, "sybils_to_block": needed,
             "days_to_block": None if needed is None else round((world.now - START) / DAY, 2)}
 
 

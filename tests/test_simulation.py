@@ -99,11 +99,14 @@ def test_one_device_files_no_more_reports_a_minute_through_batches_than_the_repo
     assert scenario["batch_amplification"]["accepted_per_minute"] <= simulate.REPORTS_PER_MINUTE
 
 
-def test_patient_sybils_need_standing_on_real_spam_and_an_override_ends_their_block(scenario):
+def test_patient_sybils_need_standing_and_a_week_and_an_override_ends_their_attacks(scenario):
     patient = scenario["patient_sybils"]
     assert patient["sybils_to_block"] is None or patient["sybils_to_block"] >= 3
     assert patient["days_to_block"] is None or patient["days_to_block"] >= patient["wait_days"]
     assert patient["verdict_after_override"] == "allow"
+    assert not patient["same_attackers_block_a_second_number"]  # the contradiction cost them their standing
+    for farm in (patient["eager"], patient["self_farm"]):  # standing counts only past the fresh window
+        assert farm["days_to_block"] is None or farm["days_to_block"] >= 7
     assert patient["self_farm"]["sybils"] > 20  # farming standing without real spam takes more than 20 fresh sybils
 
 
