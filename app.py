@@ -1,9 +1,9 @@
 """CallMark's entry point: `python app.py` serves it, `gunicorn app:app` and `flask --app app` use it."""
 if __name__ == "__main__":
-    from blocklist.launcher import main
+    from blocklist.run.launcher import main
 
     main()
 else:
-    from blocklist import create_app
+    from blocklist.web import create_app
 
     app = create_app()

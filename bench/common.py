@@ -96,7 +96,7 @@ def service(redis_url: str, **env_overrides: str):
 def bench_app(redis_url: str):
     """An app on `redis_url` with a fresh secret: (app, store, secret). Pass the secret to
     `service(...)` so keys and voter ids made here match the server's."""
-    from blocklist import create_app
+    from blocklist.web import create_app
     from blocklist.config import Config
 
     secret = os.urandom(24).hex()

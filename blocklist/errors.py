@@ -28,6 +28,11 @@ class InvalidNumber(CallMarkError):
     status = 400
 
 
+class InvalidPrefix(CallMarkError):
+    code = "invalid_prefix"
+    status = 400
+
+
 class ValidationFailed(CallMarkError):
     code = "validation_error"
     status = 400
@@ -58,14 +63,41 @@ class NotFound(CallMarkError):
     status = 404
 
 
-class StoreUnavailable(CallMarkError):
-    code = "store_unavailable"
-    status = 503
-
-
 class NotReady(CallMarkError):
     code = "not_ready"
     status = 503
 
     def __init__(self, checks: dict[str, str]):
         super().__init__("the service is not ready for traffic", {"checks": checks})
+
+
+class CursorExpired(Gone):
+    code = "cursor_expired"
+
+
+class DeltaUnavailable(Gone):
+    code = "delta_unavailable"
+
+
+class InvalidVersion(ValidationFailed):
+    code = "invalid_version"
+
+
+class UnknownList(NotFound):
+    code = "unknown_list"
+
+
+class UnknownVersion(NotFound):
+    code = "unknown_version"
+
+
+class SigningUnavailable(Exception):
+    """This process does not hold the seed of the key the service signs with."""
+
+
+class KeyChangeRefused(Exception):
+    """A rotation, retirement or revocation that the key state does not allow."""
+
+
+class PublishError(Exception):
+    """A publish could not complete; the previous versions stay served."""

@@ -8,7 +8,7 @@ import zlib
 from typing import Iterator
 
 from . import changelog, reputation
-from .errors import Gone, ValidationFailed
+from .errors import CursorExpired, ValidationFailed
 from .store import Store
 
 EXPORT_SCAN = 1000  # number keys fetched per SCAN step; bounds the export's memory
@@ -17,10 +17,6 @@ GZIP_WBITS = 31  # zlib's window bits for a gzip stream
 # (str.isdigit() also takes "²" and "١٢٣", which int() and Redis refuse).
 STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 MAX_STREAM_PART = 2**64 - 1
-
-
-class CursorExpired(Gone):
-    code = "cursor_expired"
 
 
 def _entry(change: changelog.Change) -> dict:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Callable, Iterable
 
+from sync.numbers import RANGES, block_keys
+
 # name -> rule(verdict, label). The change log records verdict and label changes, so a
 # list whose rule reads only these two never misses a membership change.
 LIST_RULES: dict[str, Callable[[str, str | None], bool]] = {
@@ -20,7 +22,7 @@ LIST_RULES: dict[str, Callable[[str, str | None], bool]] = {
     # safe evidence outweighs spam, or an operator allowed it (both read allow + safe)
     "allow": lambda verdict, label: verdict == "allow" and label == "safe",
 }
-RANGES = "ranges"  # derived from the spam list's members at each publish
+# RANGES, derived from the spam list's members at each publish, and its keys are wire formats
 PUBLISHED = (*LIST_RULES, RANGES)
 
 # Range rules: a block of 10 (all digits but the last) is listed when RANGE_10_MIN of its
@@ -36,12 +38,6 @@ RANGE_MIN_DIGITS = 10
 def lists_for(verdict: str, label: str | None) -> list[str]:
     """The names of the number lists a number with this verdict and label belongs to."""
     return [name for name, rule in LIST_RULES.items() if rule(verdict, label)]
-
-
-def block_keys(number: str) -> tuple[str, str]:
-    """The keys of a number's block of 10 and block of 100 in the `ranges` list:
-    `+861380013800x` and `+86138001380xx` (E.164 with the free digits as x)."""
-    return number[:-1] + "x", number[:-2] + "xx"
 
 
 def ranges(spam_numbers: Iterable[str]) -> set[str]:

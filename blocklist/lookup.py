@@ -10,16 +10,11 @@ import hashlib
 import re
 
 from . import reputation
-from .errors import CallMarkError
+from .errors import InvalidPrefix
 from .keys import INDEX_PREFIX_HEX
 from .store import Store
 
 PREFIX_PATTERN = re.compile(r"[0-9a-f]{4,5}")  # 16 or 20 bits
-
-
-class InvalidPrefix(CallMarkError):
-    code = "invalid_prefix"
-    status = 400
 
 
 def number_hash(number: str) -> str:

@@ -6,9 +6,9 @@ import json
 import logging
 import sys
 
-from blocklist.errors import InvalidNumber
 
 from .client import DEFAULT_REGION, Client, SyncError, lookup, online_lookup
+from .numbers import InvalidNumber
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -32,10 +32,8 @@ from typing import Any, Callable
 
 from bitarray import bitarray
 
-from blocklist.lists import RANGES, block_keys
-from blocklist.numbers import normalize
-
 from . import bloom, delta
+from .numbers import RANGES, block_keys, normalize
 from .signing import REVOCATION_PURPOSE, RETIREMENT_PURPOSE, endorsed_key, key_id, stated_key, verify
 
 ALLOW = "allow"  # the list checked first: its numbers get through
@@ -267,7 +265,7 @@ def load_trust(folder: str) -> Trust:
     return trust
 
 
-def load_keys(folder: str) -> dict[str, str]:
+def read_trusted_keys(folder: str) -> dict[str, str]:
     """The trusted keys, key id -> public key (base64); empty before the first contact."""
     return load_trust(folder).keys
 
@@ -318,13 +316,13 @@ class ListState:
         return bloom.contains(self.bits, number, self.geometry)
 
 
-def write_state(folder: str, state: ListState) -> None:
+def write_saved_list(folder: str, state: ListState) -> None:
     head = json.dumps({"manifest": state.manifest, "signature": state.signature, "etag": state.etag},
                       sort_keys=True, separators=(",", ":"))
     atomic_write(list_path(folder, state.manifest["list"]), head.encode() + b"\n" + state.snapshot())
 
 
-def read_state(folder: str, name: str, trusted: dict[str, str],
+def read_saved_list(folder: str, name: str, trusted: dict[str, str],
                trust: Trust | None = None) -> tuple[ListState | None, str | None]:
     """(the stored list, None), (None, None) when there is none, or (None, why) when it is damaged
     or no key in `trusted` vouches for it (with `trust`, the reason names a revoked key)."""
@@ -484,7 +482,7 @@ class Client:
         """Bring one list up to date, or raise SyncError and leave its copy as it was."""
         if not self.keys_fetched:
             self.refresh_keys()
-        stored, damage = read_state(self.folder, name, self.trust.verifying(), self.trust)
+        stored, damage = read_saved_list(self.folder, name, self.trust.verifying(), self.trust)
         if damage:
             log.warning("%s: %s; replacing it with a snapshot", name, damage)
         try:
@@ -516,7 +514,7 @@ class Client:
             bits, size = self._snapshot(name, manifest)
             how = "snapshot"
         try:
-            write_state(self.folder, ListState(manifest, signature, bits, etag))
+            write_saved_list(self.folder, ListState(manifest, signature, bits, etag))
         except OSError as exc:
             raise SyncError(f"cannot write the list: {exc}") from None
         return Result(name, manifest["version"], how, size)
@@ -583,13 +581,13 @@ def lookup(folder: str, number: str, region: str = DEFAULT_REGION) -> dict[str, 
 
     The order is the one every app must follow: the `allow` list first (a hit there ends the
     lookup: the number gets through), then the number in the other lists, then its blocks of
-    10 and 100 in `ranges` (keys from blocklist.lists.block_keys).
+    10 and 100 in `ranges` (keys from sync.numbers.block_keys).
     """
     e164 = normalize(number, region)
     trust = load_trust(folder)
     states = {}
     for name in stored_lists(folder):
-        state, damage = read_state(folder, name, trust.verifying(), trust)
+        state, damage = read_saved_list(folder, name, trust.verifying(), trust)
         if state is None:
             raise SyncError(f"{name}: {damage}; run sync to repair it")
         states[name] = state

@@ -12,7 +12,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from blocklist import create_app
+from blocklist.web import create_app
 from blocklist.config import Config
 from blocklist.embedded import EmbeddedRedis
 

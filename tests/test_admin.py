@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from blocklist import admin, apikeys, importer, moderation, stats
+from blocklist import apikeys, importer, moderation, stats
+from blocklist.web import admin
 from blocklist.keys import Keys
 from tests.support import redis_state
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from blocklist import apikeys, create_app
+from blocklist import apikeys
+from blocklist.web import create_app
 from tests.support import assert_error, redis_state
 from tests.test_devices import everything_in_redis
 

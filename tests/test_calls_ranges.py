@@ -2,9 +2,10 @@
 
 import pytest
 
-from blocklist import apikeys, create_app, lists
+from blocklist import apikeys, lists
+from blocklist.web import create_app
 from blocklist.reputation import Vote, cast_votes, withdraw_vote
-from sync import publish
+from blocklist import publish
 from sync.client import Client, lookup
 from tests.support import assert_error, redis_state, serve
 

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from blocklist import create_app, devices, reports
+from blocklist import devices, reports
+from blocklist.web import create_app
 from blocklist.errors import Unauthorized
 from blocklist.reputation import Vote, cast_votes, lookup
 

@@ -55,11 +55,13 @@ from importlib import resources
 import pytest
 import redis
 
-from blocklist import changelog, create_app, devices, feed, reports, tags
+from blocklist import changelog, devices, feed, reports, tags
+from blocklist.web import create_app
 from blocklist.config import Config
 from blocklist import reputation
 from blocklist.reputation import lookup_many, published_state
-from sync import publish, signing
+from sync import signing
+from blocklist import publish
 from tests.support import RATE_LIMIT_KEYS, SMALL_CAPACITY, assert_error
 
 REDIS_TIMEOUT = 0.5  # seconds: the app's redis_timeout in these tests
@@ -459,7 +461,7 @@ def check_recovered_state(store, signer, ingest: Ingest) -> dict:
     }
     for name, numbers_in_list in expected.items():
         assert store.redis.smembers(store.keys.list_members(name)) == numbers_in_list, name
-        state = publish.read_state(store, name)
+        state = publish.list_state(store, name)
         manifest = publish.manifest_of(state)
         assert manifest["count"] == len(numbers_in_list)
         assert signing.verify(signer.public_b64, manifest, state["signature"])

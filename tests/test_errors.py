@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from blocklist import create_app
+from blocklist.web import create_app
 from blocklist.config import Config
 from tests.support import RATE_LIMIT_KEYS, assert_error
 

@@ -9,7 +9,8 @@ import zlib
 
 import pytest
 
-from blocklist import apikeys, changelog, create_app, feed, moderation, tags
+from blocklist import apikeys, changelog, feed, moderation, tags
+from blocklist.web import create_app
 from blocklist.reputation import Vote, cast_votes, lookup, withdraw_vote
 from tests.support import assert_error
 

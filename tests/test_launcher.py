@@ -27,7 +27,7 @@ import urllib.request
 import pytest
 import redis
 
-from blocklist import create_app
+from blocklist.web import create_app
 from blocklist.config import Config
 from blocklist.embedded import server_binary
 from blocklist.errors import ConfigError
@@ -253,7 +253,7 @@ def test_a_worker_that_exits_leaves_the_scheduler_and_the_metrics_folder_alone(l
     wait_healthy(server.port, server.proc)
     launch.redis_pids.append(redis_pid(folder))
     helpers = {pid: cmdline(pid) for pid in children(server.proc.pid)}
-    scheduler = next(pid for pid, command in helpers.items() if b"blocklist.scheduler" in command)
+    scheduler = next(pid for pid, command in helpers.items() if b"blocklist.run.scheduler" in command)
     worker = next(pid for pid, command in helpers.items() if b"app.py" in command)
     metrics = environ_of(scheduler)["PROMETHEUS_MULTIPROC_DIR"]
 

@@ -6,8 +6,9 @@ import logging
 
 import pytest
 
-from blocklist import create_app, observability
-from sync import publish
+from blocklist.web import observability
+from blocklist.web import create_app
+from blocklist import logs, publish
 from tests.support import assert_error
 
 E164 = "+8613800138000"
@@ -26,11 +27,11 @@ def test_request_log_lines_are_json_with_the_route_and_never_the_number_or_token
     response = client.get(f"/v1/numbers/{E164}", headers={**device, "X-Request-Id": "trace-1"})
     assert response.status_code == 200
     (record,) = [r for r in caplog.records if r.name == "callmark.access"]
-    observability.RequestIdFilter().filter(record)  # outside the request: the id was set on the way
-    line = json.loads(observability.json_formatter().format(record))
+    logs.RequestIdFilter().filter(record)  # outside the request: the id was set on the way
+    line = json.loads(logs.json_formatter().format(record))
     assert line["route"] == "/v1/numbers/<path:number>" and line["status"] == 200 and line["method"] == "GET"
     assert line["level"] == "INFO" and line["logger"] == "callmark.access" and "ms" in line
-    text = observability.json_formatter().format(record)
+    text = logs.json_formatter().format(record)
     token = device["Authorization"].split()[1]
     assert "13800138000" not in text and token not in text and token.split(".")[0] not in text
 
@@ -39,8 +40,8 @@ def test_a_log_line_inside_a_request_names_its_request_id(app):
     with app.test_request_context("/healthz"):
         app.preprocess_request()
         record = logging.LogRecord("x", logging.WARNING, __file__, 1, "something", None, None)
-        observability.RequestIdFilter().filter(record)
-        assert json.loads(observability.json_formatter().format(record))["request_id"] == record.request_id
+        logs.RequestIdFilter().filter(record)
+        assert json.loads(logs.json_formatter().format(record))["request_id"] == record.request_id
         assert record.request_id
 
 

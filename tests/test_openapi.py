@@ -13,7 +13,7 @@ from schemathesis.checks import (content_type_conformance, not_a_server_error, r
                                  status_code_conformance)
 
 from blocklist import apikeys, numbers
-from blocklist.api.schemas import PLAIN_TEXT
+from blocklist.web.schemas import PLAIN_TEXT
 from blocklist.lookup import PREFIX_PATTERN
 
 CHECKS = (not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance)
@@ -21,7 +21,7 @@ CHECKS = (not_a_server_error, status_code_conformance, content_type_conformance,
 
 @pytest.fixture
 def credentials(app, store, client, device):
-    from sync import publish
+    from blocklist import publish
 
     signer, _ = app.extensions["callmark.signing"]
     publish.publish(store, signer)  # lists exist, so the sync routes answer 200 too

@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from blocklist import create_app
+from blocklist.web import create_app
 from blocklist.reputation import Vote, cast_votes
-from sync import publish
+from blocklist import publish
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOCK_SECONDS = 3

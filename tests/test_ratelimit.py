@@ -12,7 +12,9 @@ import pytest
 import redis
 from limits import parse_many
 
-from blocklist import apikeys, create_app, ratelimit
+from blocklist import apikeys
+from blocklist.web import ratelimit
+from blocklist.web import create_app
 from blocklist.config import RATE_LIMIT_DEFAULTS, RATE_LIMIT_SETTINGS, Config
 from blocklist.errors import ConfigError
 from tests.support import assert_error, redis_state

@@ -21,8 +21,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import REGISTRY
 
-from blocklist import create_app
-from sync import publish, signing
+from blocklist.web import create_app
+from sync import signing
+from blocklist import publish
+from blocklist.keyring import NEXT_SIGNING_FILE, new_seed_text
 from sync.client import KEYS_FILE, Client, SyncError, Trust, load_trust, lookup
 from tests.support import serve
 
@@ -92,13 +94,13 @@ def test_after_promote_and_publish_the_other_instance_serves_manifests_its_key_v
 
 
 def scheduler(config, secret_key) -> subprocess.Popen:
-    """`python -m blocklist.scheduler` on the same Redis and data folder, publishing every second."""
+    """`python -m blocklist.run.scheduler` on the same Redis and data folder, publishing every second."""
     env = dict(os.environ, REDIS_URL=config.redis_url, CALLMARK_SECRET_KEY=secret_key,
                CALLMARK_DATA_DIR=config.data_dir, CALLMARK_PROFILE="development",
                CALLMARK_LIST_MIN_CAPACITY=str(config.list_min_capacity), CALLMARK_PUBLISH_INTERVAL="1",
                CALLMARK_SWEEP_INTERVAL="0", CALLMARK_LOG_LEVEL="WARNING",
                CALLMARK_REDIS_CLUSTER="1" if config.redis_cluster else "")
-    return subprocess.Popen([sys.executable, "-m", "blocklist.scheduler"], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "blocklist.run.scheduler"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -115,11 +117,11 @@ def test_the_running_scheduler_publishes_with_the_promoted_key(app, store, confi
     old = keys_document(app)["key_id"]
     process = scheduler(config, secret_key)
     try:
-        assert wait_for(lambda: publish.read_state(store, "spam").get("key_id") == old)
+        assert wait_for(lambda: publish.list_state(store, "spam").get("key_id") == old)
         assert cli(app, "signing", "rotate").exit_code == 0
         promoted = cli(app, "signing", "rotate", "--promote")
         new = re.search(r"key ([0-9a-f]{16}) now signs", promoted.output).group(1)
-        assert wait_for(lambda: all(publish.read_state(store, name).get("key_id") == new
+        assert wait_for(lambda: all(publish.list_state(store, name).get("key_id") == new
                                     for name in ("spam", "fraud", "ring_once", "allow", "ranges")))
         assert keys_document(app)["key_id"] == new
     finally:
@@ -132,7 +134,7 @@ def missing_seed_publishes() -> float:
 
 
 def test_a_process_without_the_current_seed_refuses_to_publish_and_keeps_the_old_lists(config, tmp_path, caplog):
-    old_seed, new_seed = signing.new_seed_text().decode(), signing.new_seed_text().decode()
+    old_seed, new_seed = new_seed_text().decode(), new_seed_text().decode()
     key_file = tmp_path / "signing-key"
     key_file.write_text(old_seed)
     config.signing_key_file = str(key_file)  # the seeds come from settings, as in production
@@ -241,7 +243,7 @@ def test_revoking_the_announced_key_withdraws_it_and_a_new_one_can_be_announced(
     old, new = rotated
     assert cli(app, "signing", "revoke", new.key_id).exit_code == 0
     assert keys_document(app)["next"] is None
-    assert not os.path.exists(os.path.join(config.data_dir, signing.NEXT_SIGNING_FILE))
+    assert not os.path.exists(os.path.join(config.data_dir, NEXT_SIGNING_FILE))
     again = cli(app, "signing", "rotate")
     assert again.exit_code == 0, again.output
     assert new.key_id not in again.output

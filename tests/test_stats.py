@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 import pytest
 
 from blocklist import apikeys, moderation
-from sync import publish
+from blocklist import publish
 from tests.support import assert_error
 
 DAY = 86400

@@ -12,12 +12,13 @@ from typing import Iterator
 
 import pytest
 
-from blocklist import create_app
+from blocklist.web import create_app
 from blocklist.reputation import lookup as reputation
 from blocklist.reputation import withdraw_vote
-from sync import bloom, publish, signing
+from sync import bloom, signing
+from blocklist import publish
 from sync.__main__ import main
-from sync.client import KEYS_FILE, Client, SyncError, list_path, lookup, read_state
+from sync.client import KEYS_FILE, Client, SyncError, list_path, lookup, read_saved_list
 from tests.support import serve
 from tests.test_sync_publish import (
     block,
@@ -103,7 +104,7 @@ def file_of(folder: str, name: str = "spam") -> bytes:
 
 def assert_matches_server(store, folder: str, name: str = "spam") -> None:
     """The phone's bits equal the served snapshot's, and rebuild to the manifest's SHA-256."""
-    state, damage = read_state(folder, name, json.loads(Path(folder, KEYS_FILE).read_text())["keys"])
+    state, damage = read_saved_list(folder, name, json.loads(Path(folder, KEYS_FILE).read_text())["keys"])
     assert damage is None
     served = manifest(store, name)
     assert state.manifest == served

@@ -9,10 +9,11 @@ import threading
 import pytest
 from pybloom_live import BloomFilter
 
-from blocklist import create_app
+from blocklist.web import create_app
 from blocklist.reputation import Vote, cast_votes, lookup, withdraw_vote
-from sync import bloom, delta, publish, signing
-from sync.publish import Published
+from sync import bloom, delta, signing
+from blocklist import publish
+from blocklist.publish import Published
 from tests.support import SMALL_CAPACITY
 
 EXPIRY_HALF_LIVES = 1.6  # a block ends about one half-life after its last report; this is safely past it
@@ -39,7 +40,7 @@ def expire_blocks(store, clock) -> None:
 
 
 def list_state(store, name: str) -> dict[str, str]:
-    return publish.read_state(store, name)
+    return publish.list_state(store, name)
 
 
 def manifest(store, name: str) -> dict:

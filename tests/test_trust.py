@@ -5,7 +5,8 @@ import time
 
 import pytest
 
-from blocklist import apikeys, create_app, trust
+from blocklist import apikeys, trust
+from blocklist.web import create_app
 from blocklist.reputation import Vote, cast_votes, lookup, reweigh_votes, withdraw_vote
 from tests.support import assert_error, redis_state
 

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from dataclasses import replace
 from http import HTTPStatus
 
 from flask import Flask
@@ -28,9 +29,9 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.http import errors as http_errors
 from gunicorn.workers.gthread import ThreadWorker
 
-from .config import Config
-from .embedded import DataFolderInUse, EmbeddedRedis, die_with_parent
-from .errors import ConfigError
+from ..config import Config
+from ..embedded import DataFolderInUse, EmbeddedRedis, die_with_parent
+from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,9 @@ class JsonErrorWorker(ThreadWorker):
 
 
 class _Gunicorn(BaseApplication):
-    def __init__(self, options: dict):
+    def __init__(self, options: dict, config: Config):
         self.options = options
+        self.config = config
         super().__init__()
 
     def load_config(self) -> None:
@@ -98,10 +100,11 @@ class _Gunicorn(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):
-        # Each worker builds its own app (and Redis connections) after the fork.
-        from app import app
+        # Each worker builds its own app (and Redis connections) after the fork, from the
+        # launcher's settings.
+        from ..web import create_app
 
-        return app
+        return create_app(self.config)
 
 
 def claim_embedded(config: Config) -> EmbeddedRedis | None:
@@ -119,20 +122,32 @@ def claim_embedded(config: Config) -> EmbeddedRedis | None:
                                   "or set CALLMARK_DATA_DIR to another folder")
         log.info("data folder %s is free: starting", server.data_dir)
     server.start()
-    os.environ["CALLMARK_REDIS_SOCKET"] = server.socket
     return server
+
+
+def scheduler_env(config: Config) -> dict[str, str]:
+    """The scheduler's environment: the launcher's, on the embedded server's socket when there
+    is one, in the same profile (the socket would otherwise make it guess another)."""
+    env = dict(os.environ)
+    if config.redis_socket and not config.redis_url:
+        env["CALLMARK_REDIS_SOCKET"] = config.redis_socket
+        env.setdefault("CALLMARK_PROFILE", config.profile)
+    return env
 
 
 def main() -> None:
     """`python app.py`. A bad setting or a data folder in use is one line on stderr and exit status 1."""
     prepare_metrics()  # before anything imports prometheus_client: its workers share the folder
-    from . import create_app, observability
+    from .. import logs
+    from ..web import create_app
 
     try:
         config = Config.from_env()
-        observability.configure_logging(config.log_level, config.log_format)
+        logs.configure_logging(config.log_level, config.log_format)
         server = claim_embedded(config)
-        app = create_app()
+        if server is not None:  # everything started from here uses its socket
+            config = replace(config, redis_socket=server.socket)
+        app = create_app(config)
     except ConfigError as exc:
         sys.exit(f"callmark: {exc.message}")
     except KeyboardInterrupt:
@@ -142,19 +157,17 @@ def main() -> None:
 
 def serve(app: Flask, server: EmbeddedRedis | None = None) -> None:
     """Run the scheduler and gunicorn on `app`; stop them, then `server`, when gunicorn stops."""
-    from . import observability  # after prepare_metrics: prometheus-client reads the folder at import
+    from .. import logs, metrics  # after prepare_metrics: prometheus-client reads the folder at import
 
     config = app.config["CALLMARK"]
     server = server or app.extensions["callmark.embedded"]
     if server is not None:
-        os.environ["CALLMARK_REDIS_SOCKET"] = server.socket
-        if "CALLMARK_PROFILE" not in os.environ:
-            os.environ["CALLMARK_PROFILE"] = config.profile
+        config = replace(config, redis_socket=server.socket)
     workers = config.workers or max(2, 2 * multiprocessing.cpu_count())
     scheduler = None
     if config.sweep_interval or config.publish_interval:
-        scheduler = subprocess.Popen([sys.executable, "-m", "blocklist.scheduler"], stdin=subprocess.DEVNULL,
-                                     preexec_fn=die_with_parent())
+        scheduler = subprocess.Popen([sys.executable, "-m", "blocklist.run.scheduler"], stdin=subprocess.DEVNULL,
+                                     env=scheduler_env(config), preexec_fn=die_with_parent())
     log.info("serving on http://%s:%s with %d workers (%s profile)", config.host, config.port, workers,
              config.profile)
     launcher = os.getpid()
@@ -162,7 +175,7 @@ def serve(app: Flask, server: EmbeddedRedis | None = None) -> None:
         _Gunicorn({
             "bind": f"{config.host}:{config.port}",
             "workers": workers,
-            "worker_class": "blocklist.launcher.JsonErrorWorker",
+            "worker_class": "blocklist.run.launcher.JsonErrorWorker",
             "threads": config.threads,
             "graceful_timeout": GRACEFUL_TIMEOUT,
             "limit_request_line": LIMIT_REQUEST_LINE,
@@ -171,9 +184,9 @@ def serve(app: Flask, server: EmbeddedRedis | None = None) -> None:
             "errorlog": "-",
             "loglevel": config.log_level.lower(),
             "proc_name": "callmark",
-            "child_exit": observability.child_exit,
-            **({"logger_class": observability.GunicornJsonLogger} if config.log_format == "json" else {}),
-        }).run()
+            "child_exit": metrics.child_exit,
+            **({"logger_class": logs.GunicornJsonLogger} if config.log_format == "json" else {}),
+        }, config).run()
     finally:
         # A gunicorn worker is a fork that leaves through here too (sys.exit in the child):
         # only the launcher stops what it started.

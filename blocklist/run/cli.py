@@ -8,14 +8,17 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from . import apikeys, importer, reputation
-from .errors import CallMarkError
+from .. import apikeys, importer, reputation
+from ..errors import CallMarkError
+from . import sync_cli
 
 
 def register(app: Flask) -> None:
+    """Add every operator command to `flask --app app`."""
     app.cli.add_command(import_group)
     app.cli.add_command(reputation_group)
     app.cli.add_command(keys_group)
+    sync_cli.register(app)
 
 
 def _store():

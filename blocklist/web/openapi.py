@@ -5,12 +5,11 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, current_app, jsonify, render_template_string
 
-from sync.api import MAX_VERSION
-
-from .api import responses as r
-from .api import schemas as s
-from .lists import PUBLISHED
-from .lookup import PREFIX_PATTERN
+from ..lists import PUBLISHED
+from ..lookup import PREFIX_PATTERN
+from . import responses as r
+from . import schemas as s
+from .sync_api import MAX_VERSION
 
 bp = Blueprint("openapi", __name__)
 

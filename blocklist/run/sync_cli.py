@@ -7,7 +7,10 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from . import publish, signing
+from sync.signing import iso
+
+from .. import publish
+from ..errors import KeyChangeRefused, PublishError
 
 
 def register(app: Flask) -> None:
@@ -27,7 +30,7 @@ def publish_now(wait: float) -> None:
     store = current_app.extensions["callmark"]
     try:
         results = publish.publish(store, current_app.extensions["callmark.signing"], wait=wait)
-    except publish.PublishError as exc:
+    except PublishError as exc:
         click.echo(f"publish failed: {exc}", err=True)
         sys.exit(1)
     if results is None:
@@ -51,7 +54,7 @@ def _changing(change):
     """Run a key change; a refusal or a held lock is a message and exit status 1, not a traceback."""
     try:
         return change()
-    except (signing.KeyChangeRefused, publish.PublishError) as exc:
+    except (KeyChangeRefused, PublishError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -69,7 +72,7 @@ def rotate(promote: bool, wait: float) -> None:
     store = current_app.extensions["callmark"]
     keyring = current_app.extensions["callmark.signing"]
     if not promote:
-        upcoming = _changing(lambda: keyring.announce(publish.iso(store.clock())))
+        upcoming = _changing(lambda: keyring.announce(iso(store.clock())))
         click.echo(f"announced key {upcoming.key_id}: {SEEN}. "
                    f"Promote it with --promote after they have (30 days is safe).")
         return
@@ -110,7 +113,7 @@ def revoke(key_id: str, wait: float) -> None:
     click.echo(f"revoked key {key_id}: {SEEN}, refuse what it signed and take fresh snapshots")
     try:
         results = publish.publish(store, keyring, wait=wait)
-    except publish.PublishError as exc:
+    except PublishError as exc:
         results, failure = None, str(exc)
     else:
         failure = f"another publisher held the lock for {wait:g} s"

@@ -8,21 +8,23 @@ import time
 
 import redis
 
-from sync import publish
-
-from . import create_app, reputation, trust
+from .. import logs, publish, reputation, trust
+from ..config import Config
+from ..errors import PublishError
+from ..service import open_keyring, open_store
 
 log = logging.getLogger("blocklist.scheduler")
 
 
 def run() -> None:
-    app = create_app()
-    store = app.extensions["callmark"]
+    config = Config.from_env()
+    config.validate()
+    logs.configure_logging(config.log_level, config.log_format)
+    store, _ = open_store(config)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    config = store.config
-    keyring = app.extensions["callmark.signing"]  # re-read from Redis at every publish
+    keyring = open_keyring(store)  # the key state is re-read from Redis at every publish
     jobs = []  # (interval, job); a publish sweeps first, so it also stands in for a sweep
     if config.publish_interval:
         jobs.append((config.publish_interval, lambda: _publish(store, keyring)))
@@ -37,7 +39,7 @@ def run() -> None:
                     job()
                 except (redis.ConnectionError, redis.TimeoutError) as exc:
                     log.warning("scheduled job skipped, Redis unavailable: %s", exc.__class__.__name__)
-                except publish.PublishError as exc:
+                except PublishError as exc:
                     log.error("scheduled publish failed: %s", exc)
 
 

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
-from blocklist.errors import Gone, NotFound, ValidationFailed
-from blocklist.lists import PUBLISHED
-from blocklist.store import Store
-
-from . import publish, signing
+from .. import publish
+from ..errors import DeltaUnavailable, InvalidVersion, UnknownList, UnknownVersion
+from ..lists import PUBLISHED
+from ..store import Store
 
 bp = Blueprint("sync", __name__)
 
@@ -20,32 +19,6 @@ MAX_VERSION = 10**18 - 1  # the largest version a query may name; far beyond any
 VERSION_TEXT = re.compile(r"[0-9]{1,18}")  # what a version in a query may look like: up to MAX_VERSION
 
 
-class DeltaUnavailable(Gone):
-    code = "delta_unavailable"
-
-
-class InvalidVersion(ValidationFailed):
-    code = "invalid_version"
-
-
-class UnknownList(NotFound):
-    code = "unknown_list"
-
-
-class UnknownVersion(NotFound):
-    code = "unknown_version"
-
-
-def init_app(app: Flask) -> None:
-    """Find this process's signing seeds (the key state itself is read from Redis at every
-    use), and add the routes."""
-    store: Store = app.extensions["callmark"]
-    keyring = signing.Keyring(store)
-    keyring.start()
-    app.extensions["callmark.signing"] = keyring
-    app.register_blueprint(bp)
-
-
 def _store() -> Store:
     return current_app.extensions["callmark"]
 
@@ -53,7 +26,7 @@ def _store() -> Store:
 def _state(name: str) -> dict[str, str]:
     if name not in PUBLISHED:
         raise UnknownList(f"there is no list {name!r}", {"lists": list(PUBLISHED)})
-    state = publish.read_state(_store(), name)
+    state = publish.list_state(_store(), name)
     if not state:
         raise UnknownList(f"list {name!r} has not been published yet; retry after the next publish")
     return state
@@ -95,7 +68,7 @@ def _binary(body: bytes, etag: str, cache: str) -> Response:
 def lists():
     out = []
     for name in PUBLISHED:
-        state = publish.read_state(_store(), name)
+        state = publish.list_state(_store(), name)
         count = int(state.get("count", 0))
         size = int(state.get("snapshot_bytes", 0))
         out.append({

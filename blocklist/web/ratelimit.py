@@ -39,11 +39,11 @@ from limits.storage import RedisStorage
 from limits.strategies import FixedWindowRateLimiter
 from werkzeug.exceptions import TooManyRequests
 
-from . import devices, trust
-from .api.auth import bearer_token
-from .apikeys import KEY_TEXT_PREFIX
-from .errors import Unauthorized
-from .keys import PREFIX
+from .. import devices, trust
+from ..apikeys import KEY_TEXT_PREFIX
+from ..errors import Unauthorized
+from ..keys import PREFIX
+from .auth import bearer_token
 
 log = logging.getLogger(__name__)
 

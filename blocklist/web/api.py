@@ -7,10 +7,10 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import UnsupportedMediaType
 from werkzeug.routing import PathConverter
 
-from .. import (calls, devices, feed, lookup, moderation, numbers, observability, ratelimit, reports, reputation,
-               stats, tags)
+from .. import calls, devices, feed, lookup, metrics, moderation, numbers, reports, reputation, stats, tags
 from ..errors import CallMarkError, NotReady, ValidationFailed
 from ..store import Store
+from . import ratelimit
 from .auth import device_or_key_required, device_required, key_required
 from .schemas import (AuditQuerySchema, BatchSchema, CallEventSchema, ClearOverrideSchema, DisputeSchema,
                       FeedQuerySchema, NumberQuerySchema, OverrideSchema, ReportSchema, ResolveSchema,
@@ -105,9 +105,9 @@ def post_report():
         item = _report_schema.load(_json_body())
         result = reports.submit(_store(), g.device, request.remote_addr, item)
     except (CallMarkError, ValidationError) as exc:
-        observability.count_report(error=getattr(exc, "code", "validation_error"))
+        metrics.count_report(error=getattr(exc, "code", "validation_error"))
         raise
-    observability.count_report(duplicate=result["duplicate"])
+    metrics.count_report(duplicate=result["duplicate"])
     return jsonify(result), 201
 
 
@@ -119,7 +119,7 @@ def post_batch():
     results = reports.submit_batch(_store(), g.device, request.remote_addr, body["reports"], _report_schema,
                                    admit=ratelimit.admit)
     for result in results:
-        observability.count_report(duplicate=result.get("duplicate", False),
+        metrics.count_report(duplicate=result.get("duplicate", False),
                                    error=result["error"]["code"] if "error" in result else None)
     accepted = sum(1 for r in results if r["status"] == 201)
     return jsonify(results=results, accepted=accepted, rejected=len(results) - accepted)

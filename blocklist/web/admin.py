@@ -18,9 +18,9 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, make_response, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
-from . import apikeys, moderation, stats
-from .api.schemas import ResolveSchema
-from .errors import CallMarkError, Forbidden, Unauthorized, ValidationFailed
+from .. import apikeys, moderation, stats
+from ..errors import CallMarkError, Forbidden, Unauthorized, ValidationFailed
+from .schemas import ResolveSchema
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

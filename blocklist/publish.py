@@ -25,12 +25,14 @@ import redis
 from bitarray import bitarray
 from prometheus_client import Counter
 
-from blocklist import changelog, feed, lists, observability, reputation
-from blocklist.lists import LIST_RULES
-from blocklist.store import Store
+from sync import bloom, delta
+from sync.signing import SigningKey, iso
 
-from . import bloom, delta
-from .signing import KeyChangeRefused, Keyring, SigningKey, SigningUnavailable, iso
+from . import changelog, feed, lists, metrics, reputation
+from .errors import KeyChangeRefused, PublishError, SigningUnavailable
+from .keyring import Keyring
+from .lists import LIST_RULES
+from .store import Store
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +43,6 @@ NEW_GENERATION_HEADROOM = 2.0  # a new generation holds at least twice the membe
 
 SIGNING_KEY_MISSING = Counter("callmark_publish_signing_key_missing_total",
                               "Publishes refused because this process lacks the seed of the key the service signs with")
-
-
-class PublishError(Exception):
-    """A publish could not complete; the previous versions stay served."""
 
 
 @dataclass
@@ -67,7 +65,7 @@ class Published:
                 f"+{self.added} -{self.removed}, {self.changed_bits} bits changed")
 
 
-def read_state(store: Store, name: str) -> dict[str, str]:
+def list_state(store: Store, name: str) -> dict[str, str]:
     return store.redis.hgetall(store.keys.list_state(name))
 
 
@@ -182,7 +180,7 @@ def _signer(keyring: Keyring) -> SigningKey:
 
 def signed_by(store: Store, key: str) -> list[str]:
     """The published lists whose manifest the key signed."""
-    return [name for name in lists.PUBLISHED if read_state(store, name).get("key_id") == key]
+    return [name for name in lists.PUBLISHED if list_state(store, name).get("key_id") == key]
 
 
 def promote(store: Store, keyring: Keyring, wait: float | None = None) -> SigningKey:
@@ -227,7 +225,7 @@ def _timed(store: Store, signer: SigningKey, name: str, fence: int) -> "Publishe
     started = time.perf_counter()
     result = publish_list(store, signer, name, fence)
     seconds = time.perf_counter() - started
-    observability.PUBLISH_SECONDS.labels(name).observe(seconds)
+    metrics.PUBLISH_SECONDS.labels(name).observe(seconds)
     if result.new_version:
         store.redis.xadd(store.keys.publishes(), {
             "list": name, "version": result.version, "count": result.count, "added": result.added,
@@ -285,7 +283,7 @@ def _members(store: Store, name: str) -> list[str]:
 
 
 def publish_list(store: Store, signer: SigningKey, name: str, fence: int) -> Published:
-    state = read_state(store, name)
+    state = list_state(store, name)
     version = int(state.get("version", 0))
     wanted, cursor = _pending(store, name, state.get("cursor"))
     candidates = list(wanted)
@@ -329,9 +327,10 @@ def publish_list(store: Store, signer: SigningKey, name: str, fence: int) -> Pub
     now = store.clock()
     new_version = version + 1
     history = _history(state, generation, now, store)
-    deltas = _deltas(store, name, history, old_bits, bits, new_version, digest, geom)
+    step = delta.diff_positions(old_bits, bits) if old_bits is not None else None  # bits this version flips
+    deltas = _deltas(store, name, history, step, new_version, digest, geom)
     for body in deltas.values():
-        observability.DELTA_BYTES.labels(name).observe(len(body))
+        metrics.DELTA_BYTES.labels(name).observe(len(body))
     dropped = [store.keys.list_delta(name, v) for v, _ in json.loads(state.get("history", "[]"))
                if store.keys.list_delta(name, v) not in deltas]
     manifest = {
@@ -356,7 +355,7 @@ def publish_list(store: Store, signer: SigningKey, name: str, fence: int) -> Pub
         "signature": signer.sign(manifest), "cursor": cursor,
         "history": json.dumps(history + [[new_version, int(now)]]),
     }
-    changed_bits = len(delta.diff_positions(old_bits, bits)) if old_bits is not None else 0
+    changed_bits = len(step) if step is not None else 0
     _commit(store, name, fence, version, fields, snapshot, adds, removes, deltas, dropped)
     return Published(name, new_version, generation, count, len(adds), len(removes), changed_bits, True)
 
@@ -376,17 +375,16 @@ def _history(state: dict[str, str], generation: int, now: float, store: Store) -
     return kept[-store.config.delta_retention:]
 
 
-def _deltas(store: Store, name: str, history: list[list[int]], old_bits: bitarray | None, bits: bitarray,
-            to_version: int, digest: bytes, geom: bloom.Geometry) -> dict[str, bytes]:
+def _deltas(store: Store, name: str, history: list[list[int]], step: np.ndarray | None, to_version: int,
+            digest: bytes, geom: bloom.Geometry) -> dict[str, bytes]:
     """Encoded deltas from every retained version to the new one, by key.
 
     delta(a -> new) = delta(a -> previous) XOR delta(previous -> new), so each publish costs
     the size of the retained deltas, never a rebuild, and serving one is a single GET.
     """
     keys = store.keys
-    if old_bits is None:  # new generation: nothing older can be patched
+    if step is None:  # new generation: nothing older can be patched
         return {}
-    step = delta.diff_positions(old_bits, bits)
     previous = to_version - 1
     older = [keys.list_delta(name, v) for v, _ in history if v != previous]
     stored = store.binary.mget(older) if older else []
@@ -409,7 +407,7 @@ def _deltas(store: Store, name: str, history: list[list[int]], old_bits: bitarra
 def _commit(store: Store, name: str, fence: int, started_from: int, fields: dict[str, Any], snapshot: bytes,
             adds: list[str], removes: list[str], deltas: dict[str, bytes], dropped: list[str]) -> None:
     keys = store.keys
-    script = store.script("sync", "commit.lua")
+    script = store.script("blocklist", "commit.lua")
     try:
         script(
             keys=[keys.list_state(name), keys.list_snapshot(name), keys.list_members(name), *deltas, *dropped],
