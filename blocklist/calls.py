@@ -28,7 +28,7 @@ from typing import Any
 
 from . import numbers, reputation, trust
 from .devices import Device, voter_field
-from .store import Store
+from .store import REPORTER_CREDIT, Store
 
 MAX_ANSWERED_SHARE = 0.1  # answered devices per short-ring device above which no flag is raised
 MIN_WEIGHT = 50  # percent: devices trusted less than this are not counted
@@ -72,7 +72,7 @@ def record(store: Store, device: Device, address: str | None, event: dict[str, A
     short_seen, answered_seen = replies[-2:]
     credit, fresh, shorts = _credit(config, short_seen)
     answers = len({member.split(":", 1)[0] for member in answered_seen})
-    flagged = credit >= 1000 * config.ring_once_devices and answers <= MAX_ANSWERED_SHARE * shorts
+    flagged = credit >= REPORTER_CREDIT * config.ring_once_devices and answers <= MAX_ANSWERED_SHARE * shorts
     if flagged:
         burst = config.burst_guard and fresh >= config.burst_min_tags
         reputation.cast_votes(store, [reputation.Vote(number=number, tag=reputation.DETECTOR_TAG,

@@ -35,7 +35,6 @@ UNMAPPED_SUBJECT_TAG = "harassment"  # every complaint is an unwanted call, so a
 # The 90-day file names no subject: its rows get the tag of "No Subject Provided", the
 # taxonomy's tag for an unwanted call of unknown kind (telemarketing would claim it advertised).
 UNKNOWN_SUBJECT_TAG = "harassment"
-SECONDS_PER_HOUR = 3600  # the resolution of a stored vote's time (reputation.vote_hour)
 
 REPORTED_CALLS = "Reported Calls file"
 NINETY_DAY = "90-day numbers file"
@@ -251,7 +250,7 @@ def _flush(store: Store, batch: list[Vote], summary: Summary) -> None:
     for vote, packed in zip(batch, stored):
         if packed is None:
             cast.append(vote)
-        elif (reputation.vote_hour(int(packed)) == int(vote.at) // SECONDS_PER_HOUR
+        elif (reputation.vote_hour(int(packed)) == int(vote.at) // reputation.HOUR
               and reputation.vote_tag(int(packed)) == tags.INDEX[vote.tag]):
             summary.already_imported += 1
         else:

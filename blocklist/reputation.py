@@ -1,16 +1,19 @@
 """Reputation: votes in, verdicts out. All the arithmetic runs in the Lua scripts.
 
-Per number, one Redis hash (the layout is documented at the top of lua/verdict.lua):
-per-tag reporter counts and decayed scores, first/last report, the published state, and
-one field per voter. A report is one call of lua/report.lua, which also appends to the
-bucket's change stream when the verdict or label changes and keeps the decay schedule
-that lets `sweep` find numbers whose block ends through time alone.
+Per number, one Redis hash (its layout and the vote packing: docs/STORAGE.md, "One number,
+one hash"): per-tag reporter counts and decayed scores, first/last report, the published
+state, and one field per voter. A report is one call of lua/report.lua, which also appends
+to the bucket's change stream when the verdict or label changes and keeps the decay
+schedule that lets `sweep` find numbers whose block ends through time alone.
+
+The constants below that the scripts use too are defined here only: `SCRIPT_CONSTANTS`
+hands them to the scripts as a header of `local NAME = value` lines (blocklist/store.py).
 """
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from typing import Any
 
@@ -19,16 +22,46 @@ from .store import Store
 
 VERDICTS = ("unknown", "allow", "warn", "block")  # indexed by the scripts' verdict codes
 SWEEP_BATCH = 500  # numbers re-evaluated per round trip by the sweep
-DETECTOR_VOTER = "~ringonc"  # the ring-once detector's voter field (lua/verdict.lua: DETECTOR)
+DETECTOR_VOTER = "~ringonc"  # the ring-once detector's voter field; no device's can look like it
 DETECTOR_TAG = "ring_once"
 FULL_WEIGHT = 100  # voter weights are whole percents
-# A vote's class (lua/verdict.lua): how much it counts toward a block (docs/REPUTATION.md).
+# A vote's rank: how much it counts toward a block (docs/REPUTATION.md).
 FRESH, AGED, STANDING, RETIRED = 0, 1, 2, 3
 RETIRE_AFTER_HALF_LIVES = 4  # a vote this old (1/16 of a fresh one) no longer counts
 RETIRE_SLACK_HOURS = 24  # votes within a day of that age retire together: one scan a day at most
 REBASE_HALF_LIVES = 8  # a number's decay epoch moves forward when a vote is this much newer
 DETAILS_RETAG_HOURS = 24  # a retag keeps report details only this long after the vote it replaces
-LOW_BITS = 2**28  # the packing of lua/verdict.lua: hour * 32 + tag below, class, weight, network above
+HOUR = 3600  # seconds: a stored vote keeps its hour (since 1970), a number's epoch is an hour
+EVIDENCE_UNIT = 10**6  # the s<i> fields count micro-units: a millionth of a fresh full-weight vote
+# A stored vote: ((network * WEIGHT_SLOTS + FULL_WEIGHT - weight) * RANK_SLOTS + rank) * LOW_BITS
+# + hour * TAG_SLOTS + tag; below 2^53, so exact in a Lua number (docs/STORAGE.md).
+LOW_BITS = 2**28  # below: hour * TAG_SLOTS + tag (the hour lasts to the year 2926)
+TAG_SLOTS = 32  # tag indexes a vote has room for
+RANK_SLOTS = 4  # FRESH, AGED, STANDING, RETIRED
+WEIGHT_SLOTS = 128  # FULL_WEIGHT - weight, 0 to 100
+STATE_LABELS = 64  # the v field: verdict code * STATE_LABELS + label index + 1 (0: unknown, no label)
+OVERRIDE_FLAGS = {"allow": "1", "block": "2"}  # the o field: an operator's override
+_OVERRIDE_NAMES = {flag: name for name, flag in OVERRIDE_FLAGS.items()}
+
+# What the scripts get in their header besides the settings (blocklist/store.py), by the
+# names they use; each is the Python constant above, so the two cannot drift apart.
+SCRIPT_CONSTANTS: dict[str, int | str] = {
+    **{f"VERDICT_{name.upper()}": code for code, name in enumerate(VERDICTS)},
+    "DETECTOR_VOTER": DETECTOR_VOTER,
+    "FULL_WEIGHT": FULL_WEIGHT,
+    "FRESH": FRESH, "AGED": AGED, "STANDING": STANDING, "RETIRED": RETIRED,
+    "RETIRE_SLACK_HOURS": RETIRE_SLACK_HOURS,
+    "DETAILS_RETAG_HOURS": DETAILS_RETAG_HOURS,
+    "HOUR": HOUR,
+    "EVIDENCE_UNIT": EVIDENCE_UNIT,
+    "LOW_BITS": LOW_BITS,
+    "TAG_SLOTS": TAG_SLOTS,
+    "RANK_SLOTS": RANK_SLOTS,
+    "WEIGHT_SLOTS": WEIGHT_SLOTS,
+    "STATE_LABELS": STATE_LABELS,
+    "OVERRIDE_ALLOW": OVERRIDE_FLAGS["allow"],
+    "OVERRIDE_BLOCK": OVERRIDE_FLAGS["block"],
+}
 
 
 @dataclass(frozen=True)
@@ -63,27 +96,27 @@ class Outcome:
 
 def published_state(v: int) -> tuple[str, str | None]:
     """Verdict and label from a number's `v` field (what its last change-log entry says)."""
-    return VERDICTS[v // 64], _label(v % 64 - 1)
+    return VERDICTS[v // STATE_LABELS], _label(v % STATE_LABELS - 1)
 
 
 def vote_tag(vote: int) -> int:
-    """The tag index a stored vote carries (the packing is in lua/verdict.lua)."""
-    return vote % LOW_BITS % 32
+    """The tag index a stored vote carries (the packing: LOW_BITS above)."""
+    return vote % LOW_BITS % TAG_SLOTS
 
 
 def vote_hour(vote: int) -> int:
     """The hour (since 1970) a stored vote was cast in."""
-    return vote % LOW_BITS // 32
+    return vote % LOW_BITS // TAG_SLOTS
 
 
 def vote_weight(vote: int) -> int:
     """The weight (percent) a stored vote was cast with."""
-    return FULL_WEIGHT - vote // LOW_BITS // 4 % 128
+    return FULL_WEIGHT - vote // LOW_BITS // RANK_SLOTS % WEIGHT_SLOTS
 
 
 def vote_class(vote: int) -> int:
     """FRESH, AGED, STANDING or RETIRED."""
-    return vote // LOW_BITS % 4
+    return vote // LOW_BITS % RANK_SLOTS
 
 
 def _outcome(reply: list) -> Outcome:
@@ -100,24 +133,51 @@ def _min_stream_id(store: Store) -> str:
     return str(int((time.time() - store.config.change_retention_days * 86400) * 1000))
 
 
-def _call(store: Store, mode: str, number: str, at: float, voter: str = "", tag: int = 0,
-          report_id: str | None = None, details: str = "", weight: int = FULL_WEIGHT,
-          network: int = 0, fresh: bool = False, rank: int = STANDING, pipe=None):
-    """Run report.lua for one number, for a vote cast at `at`, or queue it on `pipe`
-    (see Store.pipelined)."""
+@dataclass(frozen=True)
+class ReportArgs:
+    """The ARGV of lua/report.lua: its fields in order are ARGV[1], ARGV[2], ... (the script's
+    header names them alike). Every mode sends the first six; `withdraw` adds the voter,
+    `reweigh` the voter, weight and rank; `vote` and `redate` send everything; `eval` (the
+    sweep) nothing more. A field a mode does not send keeps its default."""
+
+    mode: str  # vote | redate | withdraw | reweigh | eval
+    number: str  # E.164
+    digits: str  # the number without its +: its prefix-index member
+    now: int  # unix seconds
+    at: int  # the vote's time, unix seconds (imports are dated in the past); else now
+    min_id: str  # oldest change-stream id to keep (retention)
+    voter: str = ""  # keyed voter field (devices.voter_field)
+    tag: int = 0  # tag index (tags.INDEX)
+    rid_ttl: int = 0  # seconds the report_id record is kept; 0 without a report_id
+    details: str = ""  # JSON of the report's details, kept for regulators; "" for none
+    weight: int = FULL_WEIGHT  # the voter's trust, percent
+    network: int = 0  # 16-bit keyed hash of the voter's network; 0 = not recorded
+    rank: int = STANDING  # FRESH, AGED or STANDING
+    fresh: bool = False  # a fresh device: its spam tags feed the burst guard
+
+    @classmethod
+    def of(cls, store: Store, mode: str, number: str, at: float, **sent: Any) -> "ReportArgs":
+        """The arguments of `mode` for `number`, at `at`: now and the retention from `store`."""
+        return cls(mode, number, number.lstrip("+"), int(store.clock()), int(at), _min_stream_id(store), **sent)
+
+    def argv(self) -> list:
+        return [int(value) if isinstance(value, bool) else value
+                for value in (getattr(self, f.name) for f in fields(self))]
+
+
+def _report(store: Store, args: ReportArgs, report_id: str | None = None, pipe=None):
+    """Run report.lua with `args`, or queue it on `pipe` (see Store.pipelined)."""
     keys = store.keys
+    number, voter = args.number, args.voter
     bucket = keys.bucket_of(number)
     rid_key = keys.report_id(number, voter, report_id) if report_id else keys.number(number)
     tombstone = keys.erased_voter(bucket, voter) if voter else keys.number(number)
     script_keys = [keys.number(number), keys.changes(bucket), keys.decay_schedule(bucket), rid_key,
                    keys.details(bucket), keys.prefix_index(number), keys.held(bucket), keys.talkers(number),
-                   keys.daily_stats(bucket, int(at // 86400)), keys.most_reported(bucket), tombstone]
-    args = [mode, number, int(store.clock()), int(at), _min_stream_id(store), voter, tag,
-            store.config.idempotency_hours * 3600 if report_id else 0, details, number.lstrip("+"),
-            weight, network, rank, int(fresh)]
+                   keys.daily_stats(bucket, args.at // 86400), keys.most_reported(bucket), tombstone]
     if pipe is None:
-        return store.report_script(keys=script_keys, args=args)
-    store.evalsha(pipe, store.report_script, script_keys, args)
+        return store.report_script(keys=script_keys, args=args.argv())
+    store.evalsha(pipe, store.report_script, script_keys, args.argv())
 
 
 def cast_votes(store: Store, votes: list[Vote], before=None) -> list[Outcome]:
@@ -136,28 +196,34 @@ def cast_votes(store: Store, votes: list[Vote], before=None) -> list[Outcome]:
 
 def _queue_vote(store: Store, vote: Vote, pipe) -> None:
     details = json.dumps(vote.details, separators=(",", ":"), ensure_ascii=False) if vote.details else ""
-    _call(store, "redate" if vote.redate else "vote", vote.number, vote.at, vote.voter, tags.INDEX[vote.tag], vote.report_id, details,
-          weight=vote.weight, network=vote.network, fresh=vote.fresh, rank=vote.rank, pipe=pipe)
+    args = ReportArgs.of(store, "redate" if vote.redate else "vote", vote.number, vote.at, voter=vote.voter,
+                         tag=tags.INDEX[vote.tag],
+                         rid_ttl=store.config.idempotency_hours * HOUR if vote.report_id else 0,
+                         details=details, weight=vote.weight, network=vote.network, rank=vote.rank,
+                         fresh=vote.fresh)
+    _report(store, args, vote.report_id, pipe)
 
 
 def reweigh_votes(store: Store, numbers: list[str], voter: str, weight: int, rank: int = STANDING) -> int:
     """Give a voter's votes on these numbers a new weight and class (retired votes stay
     retired), pipelined; return how many changed."""
     now = store.clock()
-    replies = store.pipelined(lambda pipe: [_call(store, "reweigh", n, now, voter, weight=weight,
-                                                  rank=rank, pipe=pipe) for n in numbers])
+    replies = store.pipelined(lambda pipe: [
+        _report(store, ReportArgs.of(store, "reweigh", n, now, voter=voter, weight=weight, rank=rank), pipe=pipe)
+        for n in numbers])
     return sum(1 for reply in replies if reply[0] == "reweighed")
 
 
 def withdraw_vote(store: Store, number: str, voter: str) -> Outcome:
     """Remove a voter's vote on a number, if it has one."""
-    return _outcome(_call(store, "withdraw", number, store.clock(), voter))
+    return _outcome(_report(store, ReportArgs.of(store, "withdraw", number, store.clock(), voter=voter)))
 
 
 def withdraw_votes(store: Store, numbers: list[str], voter: str) -> int:
     """Remove a voter's votes on many numbers, pipelined; return how many existed."""
     now = store.clock()
-    replies = store.pipelined(lambda pipe: [_call(store, "withdraw", n, now, voter, pipe=pipe) for n in numbers])
+    replies = store.pipelined(lambda pipe: [
+        _report(store, ReportArgs.of(store, "withdraw", n, now, voter=voter), pipe=pipe) for n in numbers])
     return sum(1 for reply in replies if _outcome(reply).outcome == "withdrawn")
 
 
@@ -210,7 +276,7 @@ def from_reply(number: str, reply: list) -> dict[str, Any]:
         "first_seen": _iso(first),
         "last_seen": _iso(last),
         "lists": lists.lists_for(verdict, label),
-        "override": {"1": "allow", "2": "block"}.get(override),
+        "override": _OVERRIDE_NAMES.get(override),
         "disputed": bool(disputed),
         "held": bool(held),
         "detected": [DETECTOR_TAG] if detected else [],
@@ -231,6 +297,7 @@ def sweep(store: Store) -> int:
             if not fresh:
                 break
             seen.update(fresh)
-            replies = store.pipelined(lambda pipe: [_call(store, "eval", n, now, pipe=pipe) for n in fresh])
+            replies = store.pipelined(lambda pipe: [_report(store, ReportArgs.of(store, "eval", n, now), pipe=pipe)
+                                                    for n in fresh])
             changed += sum(int(reply[3]) for reply in replies)
     return changed

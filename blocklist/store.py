@@ -45,10 +45,54 @@ def connect(config: Config) -> tuple[redis.Redis, "embedded.EmbeddedRedis | None
     return redis.Redis(unix_socket_path=server.socket, **options), server
 
 
+REPORTER_CREDIT = 1000  # block credit of one full reporter: credits count thousandths of a reporter
+
+
 def credit(block_min: int, reporters_to_block: int) -> int:
     """A vote's credit toward a block, in thousandths of a reporter: `reporters_to_block`
     such votes on distinct networks reach BLOCK_MIN reporters' worth, one fewer do not."""
-    return math.ceil(block_min * 1000 / max(1, reporters_to_block))
+    return math.ceil(block_min * REPORTER_CREDIT / max(1, reporters_to_block))
+
+
+def script_constants(config: Config) -> dict[str, int | float | str]:
+    """What the Lua scripts know by name: the deployment's settings and the constants the
+    Python code shares with them (reputation.SCRIPT_CONSTANTS). Fixed per deployment, so one
+    script SHA per set of settings."""
+    from . import reputation
+
+    half_life_hours = config.half_life_days * 24
+    return {
+        "HALF_LIFE": config.half_life_days * 86400,
+        "BLOCK_MIN": config.block_min_reporters,
+        "BLOCK_SCORE": config.block_min_reporters * config.block_score_fraction,
+        "KINDS": tags.KINDS,
+        "NTAGS": len(tags.TAXONOMY),
+        "BURST_MIN": config.burst_min_tags,
+        "BURST_WINDOW": config.burst_window_minutes,
+        "TALK_SHARE": config.talker_share,
+        "TALK_CAP": max(config.talker_cap, config.block_min_reporters),
+        "STATS_DAYS": STATS_DAYS,
+        "TOP_MIN": TOP_MIN_REPORTERS,
+        "REPORTER_CREDIT": REPORTER_CREDIT,
+        "CREDIT_FRESH": credit(config.block_min_reporters, config.fresh_reporters_to_block),
+        "CREDIT_AGED": credit(config.block_min_reporters, config.aged_reporters_to_block),
+        "LIVE_HOURS": math.ceil(reputation.RETIRE_AFTER_HALF_LIVES * half_life_hours),
+        "REBASE_HOURS": math.ceil(reputation.REBASE_HALF_LIVES * half_life_hours),
+        **reputation.SCRIPT_CONSTANTS,
+    }
+
+
+def script_header(constants: dict[str, int | float | str]) -> str:
+    """The header prepended to the reputation scripts: one `local NAME = value` line each."""
+    return "".join(f"local {name} = {_lua_literal(value)}\n" for name, value in constants.items())
+
+
+def _lua_literal(value: int | float | str) -> str:
+    if isinstance(value, str) and not any(c in value for c in "'\\\n"):
+        return f"'{value}'"
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return repr(value)
+    raise ValueError(f"no Lua literal for script constant {value!r}")
 
 
 def _lua(name: str, package: str = "blocklist") -> str:
@@ -70,6 +114,7 @@ class Store:
     secret: bytes  # keys token hashes and voter ids
     auth_cache: dict[str, Any] = field(default_factory=dict)  # per-process caches of devices and keys
     scripts: dict[tuple[str, str], "redis.commands.core.Script"] = field(default_factory=dict)
+    constants: dict[str, int | float | str] = field(default_factory=dict)  # the reputation scripts' header
 
     def pipelined(self, fill: Callable[["redis.client.Pipeline"], None]) -> list:
         """Queue commands with `fill(pipe)` and run them in one round trip.
@@ -105,32 +150,8 @@ class Store:
 
     @classmethod
     def create(cls, client: redis.Redis, config: Config, secret: bytes) -> "Store":
-        from . import reputation
-
-        half_life = config.half_life_days * 86400
-        half_life_hours = config.half_life_days * 24
-        # Settings become constants in the scripts' header: fixed per deployment, and one
-        # script SHA per set of settings.
-        header = (
-            f"local HALF_LIFE = {half_life!r}\n"
-            f"local BLOCK_MIN = {config.block_min_reporters}\n"
-            f"local BLOCK_SCORE = {config.block_min_reporters * config.block_score_fraction!r}\n"
-            f"local KINDS = '{tags.KINDS}'\n"
-            f"local NTAGS = {len(tags.TAXONOMY)}\n"
-            f"local BURST_MIN = {config.burst_min_tags}\n"
-            f"local BURST_WINDOW = {config.burst_window_minutes}\n"
-            f"local TALK_SHARE = {config.talker_share!r}\n"
-            f"local TALK_CAP = {max(config.talker_cap, config.block_min_reporters)}\n"
-            f"local STATS_DAYS = {STATS_DAYS}\n"
-            f"local TOP_MIN = {TOP_MIN_REPORTERS}\n"
-            f"local CREDIT_FRESH = {credit(config.block_min_reporters, config.fresh_reporters_to_block)}\n"
-            f"local CREDIT_AGED = {credit(config.block_min_reporters, config.aged_reporters_to_block)}\n"
-            f"local LIVE_HOURS = {math.ceil(reputation.RETIRE_AFTER_HALF_LIVES * half_life_hours)}\n"
-            f"local RETIRE_SLACK_HOURS = {reputation.RETIRE_SLACK_HOURS}\n"
-            f"local REBASE_HOURS = {math.ceil(reputation.REBASE_HALF_LIVES * half_life_hours)}\n"
-            f"local DETAILS_RETAG_HOURS = {reputation.DETAILS_RETAG_HOURS}\n"
-        )
-        shared = header + _lua("verdict.lua")
+        constants = script_constants(config)
+        shared = script_header(constants) + _lua("verdict.lua")
         if isinstance(client, RedisCluster):
             binary = RedisCluster.from_url(config.redis_url, decode_responses=False,
                                            socket_timeout=config.redis_timeout,
@@ -149,4 +170,5 @@ class Store:
             moderation_script=client.register_script(shared + _lua("moderation.lua")),
             clock=config.clock or time.time,
             secret=secret,
+            constants=constants,
         )

@@ -21,7 +21,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from . import reputation, tags
-from .store import Store, credit
+from .store import REPORTER_CREDIT, Store, credit
 
 FULL = reputation.FULL_WEIGHT
 SETTLED_MIN_REPORTERS = 2  # x CALLMARK_BLOCK_MIN_REPORTERS: a verdict no single vote decides
@@ -227,7 +227,7 @@ def _earned_standing(store: Store, vote: int, rep: dict, blocked_hour: str | Non
         return False
     config = store.config
     own = store_credit(config, reputation.vote_class(vote))
-    return int(credit or 0) - own >= 1000 * config.block_min_reporters
+    return int(credit or 0) - own >= REPORTER_CREDIT * config.block_min_reporters
 
 
 def store_credit(config, rank: int) -> int:
@@ -236,7 +236,7 @@ def store_credit(config, rank: int) -> int:
         return credit(config.block_min_reporters, config.fresh_reporters_to_block)
     if rank == reputation.AGED:
         return credit(config.block_min_reporters, config.aged_reporters_to_block)
-    return 1000 if rank == reputation.STANDING else 0
+    return REPORTER_CREDIT if rank == reputation.STANDING else 0
 
 
 def review(store: Store, limit: int = REVIEW_BATCH) -> int:

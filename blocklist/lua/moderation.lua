@@ -18,20 +18,20 @@
 -- ARGV[8]  why: the audit reason (override, release), the note (resolve), the owner's reason (open)
 -- ARGV[9]  verdict: allow | block | '' (resolve: the override the resolution sets, '' none)
 -- ARGV[10] the dispute id (open, resolve)  ARGV[11] the owner's contact (open)
--- (The header and verdict.lua are prepended as for report.lua; see blocklist/store.py.)
+-- (The generated header and verdict.lua are prepended as for report.lua; see blocklist/store.py.)
 -- Returns {outcome, detail}: opened | resolved | override | release, or, writing nothing,
 -- conflict (detail: the open dispute's id) | absent (no such dispute of this number)
 -- | closed (detail: the dispute's status).
 -- The number's flags (d open dispute, o override, h hold) change here directly, and the
--- verdict is re-evaluated and published as report.lua does for its override, dispute and
--- release modes. Retiring old votes stays with report.lua and the decay sweep.
+-- verdict is re-evaluated and published as report.lua publishes it after a vote. Retiring
+-- old votes stays with report.lua and the decay sweep.
 
 local key, stream, schedule, index, held = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local audit, open_disputes, pointer, dispute = KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local step, number, now, min_id, digits = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local audit_keep, actor, reason, verdict_name = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local dispute_id, contact = ARGV[10], ARGV[11]
-local OVERRIDE_FLAGS = {allow = '1', block = '2'}
+local OVERRIDE_FLAGS = {allow = OVERRIDE_ALLOW, block = OVERRIDE_BLOCK}
 
 -- Every check comes before the first write: a refused step writes nothing.
 if verdict_name ~= '' and not OVERRIDE_FLAGS[verdict_name] then

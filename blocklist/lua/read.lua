@@ -16,7 +16,7 @@ local first = fields.f
 local last = fields.l or first
 local out = {verdict, label, total, fmt_score(score), first or false, last or false,
              fields.o or false, fields.d or false, fields.a or false, fields.h or false}
-local factor = 2 ^ (((tonumber(fields.e) or 0) * HOUR - now) / HALF_LIFE) / UNIT
+local factor = 2 ^ (((tonumber(fields.e) or 0) * HOUR - now) / HALF_LIFE) / EVIDENCE_UNIT
 for i = 0, NTAGS - 1 do
   if reporters[i] > 0 then
     out[#out + 1] = i

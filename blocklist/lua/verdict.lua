@@ -1,55 +1,45 @@
 -- verdict.lua: shared by every reputation script (it is prepended to each of them).
 --
--- A number's reputation is one Redis hash (layout in blocklist/reputation.py):
---   r<i>  counted reporters whose vote is tag i (i = the tag's index in blocklist/tags.py)
---   s<i>  their evidence in micro-units (a millionth of a fresh full-weight vote), projected to
---         the number's own epoch `e` (forward decay: a vote cast t seconds after the epoch adds
---         round(10^6 * weight * 2^(t / half_life)), so a write is one addition and nothing is
---         rewritten as time passes)
---   e     the number's decay epoch, in hours since 1970; moved forward (every s<i> rescaled)
---         when a vote arrives more than REBASE_HOURS after it, so 2^(t / half_life) stays small
---         for evidence of any date
---   f     first report, unix seconds;  l  last report (absent when equal to f)
---   v     published state: verdict code * 64 + label index + 1 (0 = unknown, no label)
---   o     operator override: 1 allow, 2 block (absent: none)
---   d     1 while a dispute of the number is open (shown to operators; changes no verdict)
---   c     block credit of the counted spam votes, in thousandths of a reporter (see CREDITS)
---   n<4 hex>  counted spam votes from one network (16-bit keyed hash of its /24 or /48), by
---         class: fresh + aged * 2^16 + standing * 2^32; a network adds the credit of its best class
---   x     hour (since 1970) at which the oldest counted vote retires; z  votes not counted
---   a     1 when the ring-once detector has voted (its vote counts as BLOCK_MIN reporters)
---   h     1 while the burst guard holds the number at warn for review
---   w, b  the burst guard's window: its first minute and the fresh devices' spam tags in it
---   t     hour the number first became block (trust review: who tagged it before that)
--- Beside the hash, in the same slot, a HyperLogLog counts who talked with the number.
---   <8 characters>  one voter's vote (see pack_vote)
+-- A number's reputation is one Redis hash, with a HyperLogLog of who talked with the number
+-- beside it in the same slot: docs/STORAGE.md ("One number, one hash") documents every field
+-- and the packing of a vote (pack_vote below).
+--
+-- The constants in capitals come from the header CallMark prepends (blocklist/store.py):
+-- the settings, and the constants the Python code shares with the scripts
+-- (reputation.SCRIPT_CONSTANTS), each defined there once.
 --
 -- A vote is counted (reporters, credit, score) while its weight is above 0 and it is younger
 -- than LIVE_HOURS (4 half-lives: 1/16 of a fresh vote). Older votes are retired: they stay
 -- as the voter's one vote on the number and count for nothing, so old evidence never makes
 -- a block harder than it is for a number nobody reported.
 
-local VERDICT_UNKNOWN, VERDICT_ALLOW, VERDICT_WARN, VERDICT_BLOCK = 0, 1, 2, 3
-local DETECTOR = '~ringonc'  -- the ring-once detector's voter field; no device's can look like it
-local LOW = 268435456  -- 2^28
-local FRESH, AGED, STANDING, RETIRED = 0, 1, 2, 3  -- a vote's class
-local CREDITS = {[FRESH] = CREDIT_FRESH, [AGED] = CREDIT_AGED, [STANDING] = 1000}
-local CLASS_UNIT = {[FRESH] = 1, [AGED] = 65536, [STANDING] = 4294967296}  -- within n<4 hex>
-local NEEDED = BLOCK_MIN * 1000  -- credit a block needs (more for numbers people talk with)
-local HOUR = 3600
-local UNIT = 1000000  -- evidence of one fresh full-weight vote, in the s<i> fields: rounding stays below 1e-6
+local CREDITS = {[FRESH] = CREDIT_FRESH, [AGED] = CREDIT_AGED, [STANDING] = REPORTER_CREDIT}
+-- A network's counted spam votes by class, packed in its n<4 hex> field; it adds the credit of its best class.
+local CLASS_UNIT = {[FRESH] = 1, [AGED] = 65536, [STANDING] = 4294967296}
+local NEEDED = BLOCK_MIN * REPORTER_CREDIT  -- credit a block needs (more for numbers people talk with)
 
 -- A vote packs the hour it was cast (since 1970: 23 bits last to the year 2926), its tag,
 -- its class, the voter's weight then (percent) and network (0 = none recorded). Everything
 -- stays below 2^53, exact in a Lua number.
 local function pack_vote(hour, tag, weight, net, class)
-  return ((net * 128 + (100 - weight)) * 4 + class) * LOW + hour * 32 + tag
+  return ((net * WEIGHT_SLOTS + (FULL_WEIGHT - weight)) * RANK_SLOTS + class) * LOW_BITS + hour * TAG_SLOTS + tag
 end
 
 -- hour, tag, weight (percent), network, class
 local function unpack_vote(vote)
-  local low, high = vote % LOW, math.floor(vote / LOW)
-  return math.floor(low / 32), low % 32, 100 - math.floor(high / 4) % 128, math.floor(high / 512), high % 4
+  local low, high = vote % LOW_BITS, math.floor(vote / LOW_BITS)
+  local weight_net = math.floor(high / RANK_SLOTS)
+  return math.floor(low / TAG_SLOTS), low % TAG_SLOTS, FULL_WEIGHT - weight_net % WEIGHT_SLOTS,
+    math.floor(weight_net / WEIGHT_SLOTS), high % RANK_SLOTS
+end
+
+-- A number's published state (the v field) and back: verdict code and label index (-1: none).
+local function pack_state(verdict, label)
+  return verdict * STATE_LABELS + label + 1
+end
+
+local function unpack_state(state)
+  return math.floor(state / STATE_LABELS), state % STATE_LABELS - 1
 end
 
 local function counted(weight, class)
@@ -64,9 +54,9 @@ end
 -- recomputed exactly from what the vote stores.
 local function contribution(vote, voter, epoch)
   local hour, _, weight = unpack_vote(vote)
-  local scale = weight / 100
-  if voter == DETECTOR then scale = BLOCK_MIN end
-  return math.floor(UNIT * scale * 2 ^ ((hour - epoch) * HOUR / HALF_LIFE) + 0.5)
+  local scale = weight / FULL_WEIGHT
+  if voter == DETECTOR_VOTER then scale = BLOCK_MIN end
+  return math.floor(EVIDENCE_UNIT * scale * 2 ^ ((hour - epoch) * HOUR / HALF_LIFE) + 0.5)
 end
 
 -- The credit a network's packed class counts add toward a block: its best class's.
@@ -132,7 +122,7 @@ end
 -- (the caller script's key); it is counted only here, when every other condition of a block holds.
 local function credit_needed(fields)
   local talkers = redis.call('PFCOUNT', fields.talkers_key)
-  return 1000 * math.max(BLOCK_MIN, math.min(TALK_CAP, math.ceil(talkers * TALK_SHARE)))
+  return REPORTER_CREDIT * math.max(BLOCK_MIN, math.min(TALK_CAP, math.ceil(talkers * TALK_SHARE)))
 end
 
 -- The crowd's verdict: verdict code, label index (-1 for none), total counted reporters,
@@ -164,7 +154,7 @@ local function crowd_verdict(reporters, scores, now, fields)
   end
   local epoch = (tonumber(fields.e) or 0) * HOUR
   local net = math.max(0, spam_s - safe_s)
-  local score = (spam_s - safe_s) / UNIT * 2 ^ ((epoch - now) / HALF_LIFE)
+  local score = (spam_s - safe_s) / EVIDENCE_UNIT * 2 ^ ((epoch - now) / HALF_LIFE)
   if safe_r > 0 and (safe_s > spam_s or spam_r == 0) then
     return VERDICT_ALLOW, top_safe, total, score, nil
   end
@@ -174,7 +164,7 @@ local function crowd_verdict(reporters, scores, now, fields)
   local credit = tonumber(fields.c) or 0
   if credit >= NEEDED and score >= BLOCK_SCORE and spam_r > 2 * (info_r + safe_r)
       and credit >= credit_needed(fields) then
-    local ends = epoch + HALF_LIFE * math.log(net / UNIT / BLOCK_SCORE) / math.log(2)
+    local ends = epoch + HALF_LIFE * math.log(net / EVIDENCE_UNIT / BLOCK_SCORE) / math.log(2)
     return VERDICT_BLOCK, top_spam, total, score, ends
   end
   if spam_r > 0 then
@@ -190,9 +180,9 @@ local SAFE_TAG = string.find(KINDS, 'x') - 1
 -- dispute changes nothing: only an operator's resolution does.
 local function evaluate(reporters, scores, now, fields)
   local verdict, label, total, score, ends = crowd_verdict(reporters, scores, now, fields)
-  if fields.o == '1' then
+  if fields.o == OVERRIDE_ALLOW then
     return VERDICT_ALLOW, SAFE_TAG, total, score, nil
-  elseif fields.o == '2' then
+  elseif fields.o == OVERRIDE_BLOCK then
     if verdict ~= VERDICT_BLOCK and verdict ~= VERDICT_WARN then label = -1 end
     return VERDICT_BLOCK, label, total, score, nil
   elseif fields.h and verdict == VERDICT_BLOCK then
@@ -228,7 +218,7 @@ end
 -- Returns verdict, label, total reporters and changed (0/1).
 local function publish(at, reporters, scores, fields, written, old_state)
   local verdict, label, total, score, ends = evaluate(reporters, scores, at.now, fields)
-  local state = verdict * 64 + label + 1
+  local state = pack_state(verdict, label)
   local emptied = total == 0 and not fields.z and not fields.o and not fields.d
   if emptied then
     redis.call('DEL', at.key)
