@@ -10,6 +10,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /srv/callmark
 COPY requirements.txt .
+COPY sync/requirements.txt sync/
 RUN pip install -r requirements.txt
 
 COPY . .

@@ -96,8 +96,8 @@ def service(redis_url: str, **env_overrides: str):
 def bench_app(redis_url: str):
     """An app on `redis_url` with a fresh secret: (app, store, secret). Pass the secret to
     `service(...)` so keys and voter ids made here match the server's."""
-    from blocklist.web import create_app
     from blocklist.config import Config
+    from blocklist.web import create_app
 
     secret = os.urandom(24).hex()
     app = create_app(Config(redis_url=redis_url, secret_key=secret, data_dir=tempfile.mkdtemp()))

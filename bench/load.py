@@ -40,11 +40,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench.common import bench_app, machine, private_redis, service  # noqa: E402
 from bench.ingest import Client, register  # noqa: E402
 from blocklist import devices  # noqa: E402
+from blocklist.keyring import new_seed_text  # noqa: E402
+from blocklist.publish import publish  # noqa: E402
 from blocklist.reputation import Vote, cast_votes, withdraw_vote  # noqa: E402
 from sync import delta as delta_codec  # noqa: E402
-from blocklist.publish import publish  # noqa: E402
 from sync.signing import SigningKey
-from blocklist.keyring import new_seed_text  # noqa: E402
 
 BATCH = 500  # votes per pipelined round trip while importing
 MOBILE_PREFIXES = ("130", "131", "132", "135", "136", "137", "138", "139", "150", "151", "152", "158",

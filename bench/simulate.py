@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from blocklist import calls, devices, importer, lists, moderation, reports, reputation, trust  # noqa: E402
-from blocklist.web import create_app  # noqa: E402
 from blocklist.config import Config  # noqa: E402
+from blocklist.web import create_app  # noqa: E402
 
 HOUR = 3600
 DAY = 86400

@@ -4,16 +4,15 @@ A key is shown once, when it is created; Redis keeps only a keyed hash of it.
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-from typing import Any
 import re
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from .keyed import keyed
 from .store import Store
 
 SCOPES = ("feed", "admin")  # admin may do everything feed may
@@ -33,7 +32,7 @@ class ApiKey:
 
 
 def _hash(store: Store, key: str) -> str:
-    return hmac.new(store.secret, f"apikey:{key}".encode(), hashlib.sha256).hexdigest()
+    return keyed(store.secret, "apikey", key).hex()
 
 
 def create(store: Store, name: str, scope: str) -> str:

@@ -1,8 +1,6 @@
 """Devices: registration, bearer tokens and the keyed reporter ids that votes are filed under."""
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import secrets
 import time
@@ -10,24 +8,15 @@ from dataclasses import dataclass
 
 from . import trust
 from .errors import Unauthorized
+from .keyed import keyed, voter_field  # noqa: F401 (voter_field: callers say devices.voter_field)
 from .reputation import withdraw_votes
 from .store import Store
 
 DEVICE_ID_BYTES = 8  # 64 random bits, shown to the device as 16 hex characters
 TOKEN_SECRET_BYTES = 32  # 256 random bits after the device id: unguessable
-VOTER_FIELD_CHARS = 8  # 48 bits of keyed hash per voter within one number's hash
 AUTH_CACHE_SECONDS = 10.0  # a verified token (and its weight) is trusted this long per process, for reads
 AUTH_CACHE_SIZE = 50_000  # tokens remembered per process before the cache starts over
 ERASED_VOTER_SECONDS = 86400  # an erased device's votes are refused this long: far past any request in flight
-
-
-def _keyed(secret: bytes, purpose: str, value: str) -> bytes:
-    return hmac.new(secret, f"{purpose}:{value}".encode(), hashlib.sha256).digest()
-
-
-def voter_field(secret: bytes, reporter_id: str) -> str:
-    """The field a reporter's vote is stored under: a keyed hash, never the id itself."""
-    return base64.urlsafe_b64encode(_keyed(secret, "voter", reporter_id)).decode()[:VOTER_FIELD_CHARS]
 
 
 @dataclass(frozen=True)
@@ -42,7 +31,7 @@ def register(store: Store, address: str | None = None) -> tuple[str, str]:
     """Create a device; return its id and its bearer token (shown once, stored only hashed)."""
     device_id = secrets.token_hex(DEVICE_ID_BYTES)
     token = f"{device_id}.{secrets.token_urlsafe(TOKEN_SECRET_BYTES)}"
-    token_hash = _keyed(store.secret, "token", token).hex()
+    token_hash = keyed(store.secret, "token", token).hex()
     record = {"h": token_hash, "c": int(store.clock())}
     weight = trust.registration_weight(store, address)
     if weight != trust.FULL:
@@ -63,7 +52,7 @@ def authenticate(store: Store, token: str | None, cached: bool = True) -> Device
     device_id, dot, _ = token.partition(".")
     if not dot or len(device_id) != 2 * DEVICE_ID_BYTES or len(token) > 128:
         raise Unauthorized("the device token is malformed")
-    token_hash = _keyed(store.secret, "token", token).hex()
+    token_hash = keyed(store.secret, "token", token).hex()
     hit = store.auth_cache.get(token_hash) if cached else None
     if hit is not None and hit[0] > time.monotonic():
         return hit[1]

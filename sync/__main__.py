@@ -6,7 +6,6 @@ import json
 import logging
 import sys
 
-
 from .client import DEFAULT_REGION, Client, SyncError, lookup, online_lookup
 from .numbers import InvalidNumber
 

@@ -34,7 +34,7 @@ from bitarray import bitarray
 
 from . import bloom, delta
 from .numbers import RANGES, block_keys, normalize
-from .signing import REVOCATION_PURPOSE, RETIREMENT_PURPOSE, endorsed_key, key_id, stated_key, verify
+from .signing import RETIREMENT_PURPOSE, REVOCATION_PURPOSE, endorsed_key, key_id, stated_key, verify
 
 ALLOW = "allow"  # the list checked first: its numbers get through
 

@@ -11,7 +11,6 @@ from functools import lru_cache
 import phonenumbers
 from phonenumbers import shortnumberinfo
 
-
 MAX_INPUT_LENGTH = 40  # characters; longer input is not a phone number anyway
 PARSE_CACHE_SIZE = 65536  # hot numbers (a spammer's, a hotline) are parsed once per process
 # Control and format characters, line separators and lone surrogates: phonenumbers would

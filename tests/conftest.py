@@ -12,10 +12,9 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from blocklist.web import create_app
 from blocklist.config import Config
 from blocklist.embedded import EmbeddedRedis
-
+from blocklist.web import create_app
 from tests.support import SMALL_CAPACITY
 
 START = 1793145600  # 2026-10-28T00:00:00Z: where the injected clock starts

@@ -8,8 +8,8 @@ import re
 import pytest
 
 from blocklist import apikeys, importer, moderation, stats
-from blocklist.web import admin
 from blocklist.keys import Keys
+from blocklist.web import admin
 from tests.support import redis_state
 
 SESSIONS = Keys(1)  # key names of admin sessions (they do not depend on the buckets)

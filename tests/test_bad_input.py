@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from blocklist.web import create_app
 from blocklist import publish
+from blocklist.web import create_app
 from tests.support import assert_error, redis_state
 
 NUMBER = "13800138000"

@@ -2,10 +2,9 @@
 
 import pytest
 
-from blocklist import apikeys, lists
-from blocklist.web import create_app
+from blocklist import apikeys, lists, publish
 from blocklist.reputation import Vote, cast_votes, withdraw_vote
-from blocklist import publish
+from blocklist.web import create_app
 from sync.client import Client, lookup
 from tests.support import assert_error, redis_state, serve
 

@@ -9,9 +9,9 @@ import time
 import pytest
 
 from blocklist import devices, reports
-from blocklist.web import create_app
 from blocklist.errors import Unauthorized
 from blocklist.reputation import Vote, cast_votes, lookup
+from blocklist.web import create_app
 
 NUMBER = "13800138000"
 E164 = "+8613800138000"

@@ -55,13 +55,11 @@ from importlib import resources
 import pytest
 import redis
 
-from blocklist import changelog, devices, feed, reports, tags
-from blocklist.web import create_app
+from blocklist import changelog, devices, feed, keyed, publish, reports, reputation, tags
 from blocklist.config import Config
-from blocklist import reputation
 from blocklist.reputation import lookup_many, published_state
+from blocklist.web import create_app
 from sync import signing
-from blocklist import publish
 from tests.support import RATE_LIMIT_KEYS, SMALL_CAPACITY, assert_error
 
 REDIS_TIMEOUT = 0.5  # seconds: the app's redis_timeout in these tests
@@ -298,7 +296,7 @@ def number_hashes(store) -> dict[str, dict[str, str]]:
 
 
 def is_vote_field(name: str) -> bool:
-    return len(name) == devices.VOTER_FIELD_CHARS
+    return len(name) == keyed.VOTER_FIELD_CHARS
 
 
 def unpack_vote(vote: int) -> tuple[int, int, int, int, int]:

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from blocklist.web import create_app
 from blocklist.config import Config
+from blocklist.web import create_app
 from tests.support import RATE_LIMIT_KEYS, assert_error
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1

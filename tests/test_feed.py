@@ -10,8 +10,8 @@ import zlib
 import pytest
 
 from blocklist import apikeys, changelog, feed, moderation, tags
-from blocklist.web import create_app
 from blocklist.reputation import Vote, cast_votes, lookup, withdraw_vote
+from blocklist.web import create_app
 from tests.support import assert_error
 
 ENTRY_FIELDS = {"number", "verdict", "label", "reporters", "score", "lists", "updated_at"}

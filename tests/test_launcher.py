@@ -27,10 +27,10 @@ import urllib.request
 import pytest
 import redis
 
-from blocklist.web import create_app
 from blocklist.config import Config
 from blocklist.embedded import server_binary
 from blocklist.errors import ConfigError
+from blocklist.web import create_app
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START_TIMEOUT = 20.0  # seconds for `python app.py` to answer /healthz

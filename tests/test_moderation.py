@@ -12,10 +12,10 @@ import redis
 from redis.crc import key_slot
 
 from blocklist import apikeys, moderation
-from blocklist.web import create_app
 from blocklist.errors import Conflict
-from blocklist.reputation import Vote, cast_votes, iso_unix, lookup, published_state
 from blocklist.publish import publish
+from blocklist.reputation import Vote, cast_votes, iso_unix, lookup, published_state
+from blocklist.web import create_app
 from tests.support import assert_error, redis_state
 
 NUMBER = "+8613800138000"

@@ -6,9 +6,8 @@ import logging
 
 import pytest
 
-from blocklist.web import observability
-from blocklist.web import create_app
 from blocklist import logs, publish
+from blocklist.web import create_app, observability
 from tests.support import assert_error
 
 E164 = "+8613800138000"

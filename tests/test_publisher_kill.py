@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from blocklist.web import create_app
-from blocklist.reputation import Vote, cast_votes
 from blocklist import publish
+from blocklist.reputation import Vote, cast_votes
+from blocklist.web import create_app
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOCK_SECONDS = 3

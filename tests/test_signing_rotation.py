@@ -21,10 +21,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import REGISTRY
 
-from blocklist.web import create_app
-from sync import signing
 from blocklist import publish
 from blocklist.keyring import NEXT_SIGNING_FILE, new_seed_text
+from blocklist.web import create_app
+from sync import signing
 from sync.client import KEYS_FILE, Client, SyncError, Trust, load_trust, lookup
 from tests.support import serve
 

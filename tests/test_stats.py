@@ -5,8 +5,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from blocklist import apikeys, moderation
-from blocklist import publish
+from blocklist import apikeys, moderation, publish
 from tests.support import assert_error
 
 DAY = 86400

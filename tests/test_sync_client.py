@@ -12,11 +12,11 @@ from typing import Iterator
 
 import pytest
 
-from blocklist.web import create_app
+from blocklist import publish
 from blocklist.reputation import lookup as reputation
 from blocklist.reputation import withdraw_vote
+from blocklist.web import create_app
 from sync import bloom, signing
-from blocklist import publish
 from sync.__main__ import main
 from sync.client import KEYS_FILE, Client, SyncError, list_path, lookup, read_saved_list
 from tests.support import serve

@@ -9,11 +9,11 @@ import threading
 import pytest
 from pybloom_live import BloomFilter
 
-from blocklist.web import create_app
-from blocklist.reputation import Vote, cast_votes, lookup, withdraw_vote
-from sync import bloom, delta, signing
 from blocklist import publish
 from blocklist.publish import Published
+from blocklist.reputation import Vote, cast_votes, lookup, withdraw_vote
+from blocklist.web import create_app
+from sync import bloom, delta, signing
 from tests.support import SMALL_CAPACITY
 
 EXPIRY_HALF_LIVES = 1.6  # a block ends about one half-life after its last report; this is safely past it

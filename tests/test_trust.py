@@ -6,8 +6,8 @@ import time
 import pytest
 
 from blocklist import apikeys, trust
-from blocklist.web import create_app
 from blocklist.reputation import Vote, cast_votes, lookup, reweigh_votes, withdraw_vote
+from blocklist.web import create_app
 from tests.support import assert_error, redis_state
 
 NUMBER = "+8613800138000"

@@ -8,7 +8,6 @@ checked again on every request, so revoking it ends its sessions.
 """
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import secrets
@@ -20,6 +19,7 @@ from marshmallow import ValidationError
 
 from .. import apikeys, moderation, stats
 from ..errors import CallMarkError, Forbidden, Unauthorized, ValidationFailed
+from ..keyed import keyed
 from .schemas import ResolveSchema
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -39,7 +39,7 @@ def _store():
 
 
 def _login_token(value: str) -> str:
-    return hmac.new(_store().secret, f"admin-login:{value}".encode(), hashlib.sha256).hexdigest()
+    return keyed(_store().secret, "admin-login", value).hex()
 
 
 def _same(a: str, b: str) -> bool:
