@@ -5,23 +5,17 @@ import os
 import platform
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from contextlib import contextmanager
 
 import redis
 
+from tests.processes import free_port, wait_healthy
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def machine() -> str:
@@ -77,17 +71,9 @@ def service(redis_url: str, **env_overrides: str):
                CALLMARK_SECRET_KEY=secrets.token_urlsafe(32), CALLMARK_LOG_LEVEL="WARNING")
     env.update(env_overrides)
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env)
-    base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(base + "/healthz", timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("the service did not start")
-        yield base
+        wait_healthy(port, proc)
+        yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
         proc.wait(30)

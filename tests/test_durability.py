@@ -42,7 +42,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -60,6 +59,7 @@ from blocklist.config import Config
 from blocklist.reputation import lookup_many, published_state
 from blocklist.web import create_app
 from sync import signing
+from tests.processes import free_port
 from tests.support import RATE_LIMIT_KEYS, SMALL_CAPACITY, assert_error
 
 REDIS_TIMEOUT = 0.5  # seconds: the app's redis_timeout in these tests
@@ -85,12 +85,6 @@ def redis_server_binary() -> str | None:
     except ModuleNotFoundError:
         pass
     return next((c for c in candidates if c and os.path.isfile(c) and os.access(c, os.X_OK)), None)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RedisServer:

@@ -4,25 +4,18 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 
 from blocklist import apikeys
 from blocklist.reputation import Vote, cast_votes
+from tests.processes import free_port, wait_healthy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUMBERS = 20_000  # an export of these streams for a while: long enough to be in flight
 EXPORTS = 6
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_sigterm_lets_in_flight_exports_finish(config, store, secret_key, tmp_path):
@@ -37,14 +30,7 @@ def test_sigterm_lets_in_flight_exports_finish(config, store, secret_key, tmp_pa
                               stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(base + "/healthz", timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("python app.py did not start")
+        wait_healthy(port, server)
         results: list = [None] * EXPORTS
         started = [threading.Event() for _ in range(EXPORTS)]
 

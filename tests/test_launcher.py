@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 import pytest
 import redis
@@ -31,16 +30,10 @@ from blocklist.config import Config
 from blocklist.embedded import server_binary
 from blocklist.errors import ConfigError
 from blocklist.web import create_app
+from tests.processes import START_TIMEOUT, free_port, health, wait_healthy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-START_TIMEOUT = 20.0  # seconds for `python app.py` to answer /healthz
 GONE_TIMEOUT = 5.0  # seconds for processes to end after their launcher did
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def running(pid: int) -> bool:
@@ -76,25 +69,6 @@ def wait_gone(pids: list[int], timeout: float = GONE_TIMEOUT) -> list[int]:
     while any(running(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     return [p for p in pids if running(p)]
-
-
-def health(port: int) -> int | None:
-    """The status of GET /healthz, None when nothing answers."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return None
-
-
-def wait_healthy(port: int, proc: subprocess.Popen, timeout: float = START_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while health(port) != 200:
-        assert proc.poll() is None, f"python app.py exited with {proc.returncode}"
-        assert time.monotonic() < deadline, "python app.py did not start"
-        time.sleep(0.1)
 
 
 class Launcher:
