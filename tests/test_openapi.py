@@ -8,11 +8,14 @@ import re
 import phonenumbers
 import pytest
 import schemathesis
+from flask import Blueprint
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import (content_type_conformance, not_a_server_error, response_schema_conformance,
                                  status_code_conformance)
 
 from blocklist import apikeys, numbers
+from blocklist.web.openapi import RULE_VARIABLE
+from blocklist.web.routes import REGISTRY, Doc, route
 from blocklist.web.schemas import PLAIN_TEXT
 from blocklist.lookup import PREFIX_PATTERN
 
@@ -131,3 +134,37 @@ def test_openapi_document_is_served_with_every_route(client):
 def test_docs_page_lists_the_operations(client):
     page = client.get("/docs").data.decode()
     assert "POST" in page and "/v1/reports/batch" in page and "/openapi.json" in page
+
+
+UNDOCUMENTED = {"/openapi.json", "/docs"}  # the document and its page: declared, on purpose not in it
+
+
+def test_every_route_is_declared_once_and_in_the_document(app):
+    spec = app.extensions["callmark.openapi"]
+    served = [rule for rule in app.url_map.iter_rules()
+              if rule.endpoint != "static" and not rule.endpoint.startswith("admin.")]  # the HTML pages
+    assert len({rule.endpoint for rule in served}) == len(served), "an endpoint serves two rules"
+    documented, undocumented = set(), set()
+    for rule in served:
+        assert rule.endpoint in REGISTRY, f"{rule.rule} is served without a declaration (blocklist/web/routes.py)"
+        declared = REGISTRY[rule.endpoint]
+        assert (rule.rule, rule.methods - {"HEAD", "OPTIONS"}) == (declared.path, {declared.method})
+        if declared.doc is None:
+            undocumented.add(rule.rule)
+            continue
+        path = RULE_VARIABLE.sub(r"{\1}", rule.rule)
+        assert declared.method.lower() in spec["paths"].get(path, {}), f"{declared.method} {path} is not documented"
+        documented.add((path, declared.method.lower()))
+    assert undocumented == UNDOCUMENTED
+    in_the_document = {(path, method) for path, item in spec["paths"].items() for method in item
+                       if method != "parameters"}
+    assert in_the_document == documented
+
+
+def test_a_route_cannot_be_declared_twice():
+    declared = next(iter(REGISTRY.values()))
+    bp = Blueprint(declared.endpoint.partition(".")[0], __name__)
+    view = lambda: ""  # noqa: E731
+    view.__name__ = declared.endpoint.partition(".")[2]
+    with pytest.raises(ValueError, match="declared twice"):
+        route(bp, "GET", "/elsewhere", doc=Doc("another", 200))(view)

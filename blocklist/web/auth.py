@@ -1,11 +1,16 @@
-"""Bearer authentication: device tokens for phones, API keys for vendors and operators."""
+"""Bearer authentication: device tokens for phones, API keys for vendors and operators, the
+scraper's token; and each kind as a route declares it (`Auth`, blocklist/web/routes.py)."""
 from __future__ import annotations
 
+import hmac
+from dataclasses import dataclass
 from functools import wraps
+from typing import Callable
 
 from flask import current_app, g, request
 
 from .. import apikeys, devices
+from ..errors import Unauthorized
 
 
 def bearer_token() -> str | None:
@@ -64,3 +69,40 @@ def device_or_key_required(view):
         return view(*args, **kwargs)
 
     return wrapper
+
+
+def scraper_required(view):
+    """With CALLMARK_METRICS_TOKEN set, only a scrape that sends it as its bearer token is answered."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        expected = _store().config.metrics_token
+        if expected is not None:
+            given = bearer_token() or ""
+            # compare_digest: the time taken says nothing about how much of a guess was right.
+            if not hmac.compare_digest(given.encode(), expected.encode()):
+                raise Unauthorized("/metrics needs Authorization: Bearer <CALLMARK_METRICS_TOKEN>")
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+@dataclass(frozen=True)
+class Auth:
+    """Who may call a route: the decorator that checks the caller, and what the document says of it."""
+
+    require: Callable[[Callable], Callable]
+    security: tuple[dict[str, list], ...]  # OpenAPI security requirements, any one of which will do
+    errors: tuple[int, ...]  # the statuses a refused caller gets
+
+
+# The OpenAPI security schemes (all bearer tokens) the requirements below name.
+SCHEMES = {"device": "device token from POST /v1/devices", "feed_key": "API key, scope feed or admin",
+           "admin_key": "API key, scope admin", "metrics_token": "CALLMARK_METRICS_TOKEN, when it is set"}
+
+DEVICE = Auth(device_required, ({"device": []},), (401,))
+DEVICE_OR_KEY = Auth(device_or_key_required, ({"device": []}, {"feed_key": []}), (401, 403))
+FEED_KEY = Auth(key_required("feed"), ({"feed_key": []},), (401, 403))
+ADMIN_KEY = Auth(key_required("admin"), ({"admin_key": []},), (401, 403))
+# The token is optional ({} needs none), so its 401 is among the route's own errors.
+SCRAPER = Auth(scraper_required, ({}, {"metrics_token": []}), ())

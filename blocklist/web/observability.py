@@ -10,7 +10,6 @@ are read from Redis when it is scraped, so they are right whichever process publ
 """
 from __future__ import annotations
 
-import hmac
 import logging
 import os
 import re
@@ -23,10 +22,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.core import GaugeMetricFamily
 
 from .. import logs
-from ..errors import Unauthorized
 from ..lists import PUBLISHED
 from ..metrics import LATENCY, MULTIPROC_ENV, REDIS_ERRORS, REQUESTS
-from .auth import bearer_token
+from .auth import SCRAPER
+from .routes import Doc, route, serve
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # used with fullmatch: "$" would let a newline through
 
@@ -60,23 +59,14 @@ def init_app(app: Flask) -> None:
                                       "ms": round(elapsed * 1000, 2)})
         return response
 
-    app.add_url_rule("/metrics", "metrics", metrics)
+    serve(app, metrics)
 
 
-def _check_scraper() -> None:
-    """With CALLMARK_METRICS_TOKEN set, only a scrape that sends it as its bearer token is answered."""
-    expected = current_app.extensions["callmark"].config.metrics_token
-    if expected is None:
-        return
-    given = bearer_token() or ""
-    # compare_digest: the time taken says nothing about how much of a guess was right.
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise Unauthorized("/metrics needs Authorization: Bearer <CALLMARK_METRICS_TOKEN>")
-
-
+@route(None, "GET", "/metrics", auth=SCRAPER, doc=Doc(
+    "Prometheus metrics (text format); with CALLMARK_METRICS_TOKEN set, only for that bearer token", 200,
+    content={"text/plain": {"schema": {"type": "string"}}}, errors=(401,), tags=("operations",)))
 def metrics() -> Response:
     """Prometheus text format: this process's (or every worker's) metrics and the lists."""
-    _check_scraper()
     registry = REGISTRY
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()

@@ -1,23 +1,24 @@
 """Rate limits on the same Redis: shared by all workers, kept across restarts.
 
 flask-limiter owns the storage and the counting strategy (fixed windows, from the `limits`
-library); this module says which routes each limit guards and whose requests it counts,
-and asks flask-limiter's rate limiter once per request. (Its route decorators evaluate a
-route's limits twice per request, which cost a third of a lookup's throughput.)
+library); each route declares the limits that guard it (`route(..., limits=REPORTS)`,
+blocklist/web/routes.py), this module says whose requests each limit counts and asks
+flask-limiter's rate limiter once per request. (Its route decorators evaluate a route's
+limits twice per request, which cost a third of a lookup's throughput.)
 
 The lookup is the hottest route, and a Redis round trip of its own for the counter cost it
-a quarter of its throughput. So on the routes in SHARED_ROUND_TRIP the counter rides in the
-route's own round trip: the route runs its read through `counted`, which queues the very
-call `limits` makes for a fixed-window hit (its script, its key) beside the read. A request
-that ends before that (a 4xx) is counted after it, the usual way.
+a quarter of its throughput. So on the routes declared counting=SHARED_ROUND_TRIP the
+counter rides in the route's own round trip: the route runs its read through `counted`,
+which queues the very call `limits` makes for a fixed-window hit (its script, its key)
+beside the read. A request that ends before that (a 4xx) is counted after it, the usual way.
 
 A route may be guarded by several limits, each counting someone else: the device token,
 the client address, the client's network (CALLMARK_NETWORK_PREFIX_V4/_V6), a fresh device.
 Counters name addresses and networks, like tokens, by keyed hash only: a key's TTL tells
 when its window started, and in clear it would tie an address to the device registered then.
 
-A batch of reports spends the report budget per valid item (`admit`): the items that fit
-are filed, the rest answer 429 in their item results.
+A batch of reports (counting=PER_ITEM) spends the report budget per valid item (`admit`):
+the items that fit are filed, the rest answer 429 in their item results.
 
 The limits themselves are settings: blocklist/config.py, CALLMARK_RATE_LIMIT_*.
 """
@@ -44,6 +45,7 @@ from ..apikeys import KEY_TEXT_PREFIX
 from ..errors import Unauthorized
 from ..keys import PREFIX
 from .auth import bearer_token
+from .routes import PER_ITEM, REGISTRY, SHARED_ROUND_TRIP, Limits
 
 log = logging.getLogger(__name__)
 
@@ -95,34 +97,23 @@ def _fresh_device() -> Optional[str]:
     return _caller() if store.clock() - device.created < store.config.fresh_device_days * 86400 else None
 
 
-Whose = Callable[[], Optional[str]]  # whose requests a limit counts; None: the limit does not apply
-LOOKUP: tuple[tuple[str, Whose], ...] = (("lookups", _caller), ("lookups_network", _device_network),
-                                         ("lookups_fresh", _fresh_device))
-# endpoint -> its limits, each (limit name, whose requests count); routes naming one limit share its budget
-ROUTE_LIMITS: dict[str, tuple[tuple[str, Whose], ...]] = {
-    "api.register_device": (("registration", _address), ("registration_network", _network)),
-    "api.post_report": (("reports", _caller),),
-    "api.post_batch": (("reports", _caller),),
-    "api.delete_report": (("reports", _caller),),
-    "api.erase_device": (("erasure", _caller),),
-    "api.open_dispute": (("disputes", _caller), ("disputes_network", _network)),
-    "api.post_call": (("calls", _caller),),
-    "api.get_number": LOOKUP,
-    "api.lookup_prefix": LOOKUP,
-    "api.get_feed": (("feed", _caller),),
-    "api.export_feed": (("feed", _caller),),
-}
-# Routes that count their request in their own Redis round trip, through `counted`.
-SHARED_ROUND_TRIP = {"api.get_number"}
-# Routes whose request only checks its budget, and whose items spend it, through `admit`.
-PER_ITEM = {"api.post_batch"}
+# The limit classes a route declares (blocklist/web/routes.py), each (limit name, whose requests
+# count; None: the limit does not apply); routes naming one limit share its budget.
+REGISTRATION: Limits = (("registration", _address), ("registration_network", _network))
+REPORTS: Limits = (("reports", _caller),)
+ERASURE: Limits = (("erasure", _caller),)
+DISPUTES: Limits = (("disputes", _caller), ("disputes_network", _network))
+CALLS: Limits = (("calls", _caller),)
+LOOKUPS: Limits = (("lookups", _caller), ("lookups_network", _device_network), ("lookups_fresh", _fresh_device))
+FEED: Limits = (("feed", _caller),)
+CLASSES = (REGISTRATION, REPORTS, ERASURE, DISPUTES, CALLS, LOOKUPS, FEED)
 
 Counters = list[tuple[str, str]]  # (limit name, whose requests count)
 
 
 def limit_names() -> set[str]:
-    """Every limit a route names: each must be a setting."""
-    return {name for limits in ROUTE_LIMITS.values() for name, _ in limits}
+    """Every limit a route can name: each must be a setting."""
+    return {name for limits in CLASSES for name, _ in limits}
 
 
 def _counters(limits) -> Counters:
@@ -224,15 +215,15 @@ class Guard:
 
 
 def counted(fill: Callable[[Any], None]) -> Any:
-    """`Guard.counted` for the current request: see SHARED_ROUND_TRIP."""
+    """`Guard.counted` for the current request, on a route counted in its SHARED_ROUND_TRIP."""
     return current_app.extensions["callmark.ratelimit"].counted(current_app.extensions["callmark"], fill)
 
 
 def admit(wanted: int) -> tuple[int, Optional[dict]]:
-    """For a route in PER_ITEM: how many of `wanted` items its budget takes (the first ones), and
+    """For a route counted PER_ITEM: how many of `wanted` items its budget takes (the first ones), and
     the error of the others; their 429 headers go on the answer."""
     guard = current_app.extensions["callmark.ratelimit"]
-    admitted, refusal = guard.admit(_counters(ROUTE_LIMITS[request.endpoint]), wanted)
+    admitted, refusal = guard.admit(_counters(REGISTRY[request.endpoint].limits), wanted)
     if refusal is None:
         return admitted, None
     g.callmark_limit_headers = refusal.headers
@@ -254,12 +245,13 @@ def init_app(app: Flask, storage_uri: str) -> Limiter:
 
     @app.before_request
     def check_rate_limit() -> None:
-        limits = ROUTE_LIMITS.get(request.endpoint or "")
-        if limits is None:
+        declared = REGISTRY.get(request.endpoint or "")
+        if declared is None or not declared.limits:
             return
-        if guard.shares_round_trips and request.endpoint in SHARED_ROUND_TRIP:
+        limits = declared.limits
+        if guard.shares_round_trips and declared.counting == SHARED_ROUND_TRIP:
             g.callmark_pending_limits = limits  # whose: once the route has authenticated its caller
-        elif request.endpoint in PER_ITEM:
+        elif declared.counting == PER_ITEM:
             guard.check(_counters(limits))
         else:
             guard.hit(_counters(limits))

@@ -9,6 +9,8 @@ from .. import publish
 from ..errors import DeltaUnavailable, InvalidVersion, UnknownList, UnknownVersion
 from ..lists import PUBLISHED
 from ..store import Store
+from . import responses as r
+from .routes import Doc, route
 
 bp = Blueprint("sync", __name__)
 
@@ -17,6 +19,9 @@ SHORT = "public, max-age=60"  # "the latest": changes with the next publish
 MANIFEST_CACHE = "public, max-age=30, must-revalidate"
 MAX_VERSION = 10**18 - 1  # the largest version a query may name; far beyond any real count of publishes
 VERSION_TEXT = re.compile(r"[0-9]{1,18}")  # what a version in a query may look like: up to MAX_VERSION
+VERSION = {"type": "integer", "minimum": 0, "maximum": MAX_VERSION}  # a list version in a query, documented
+LIST_NAME = {"in": "path", "name": "name", "required": True, "schema": {"type": "string", "enum": list(PUBLISHED)}}
+BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 
 
 def _store() -> Store:
@@ -64,7 +69,7 @@ def _binary(body: bytes, etag: str, cache: str) -> Response:
     return response.make_conditional(request)
 
 
-@bp.get("/v1/lists")
+@route(bp, "GET", "/v1/lists", doc=Doc("The published lists", 200, r.ListsSchema, tags=("sync",)))
 def lists():
     out = []
     for name in PUBLISHED:
@@ -86,7 +91,9 @@ def lists():
     return jsonify(lists=out)
 
 
-@bp.get("/v1/lists/<name>/manifest")
+@route(bp, "GET", "/v1/lists/<name>/manifest",
+       doc=Doc("The signed manifest of the latest version", 200, r.ManifestSchema, errors=(304, 404), tags=("sync",),
+               parameters=(LIST_NAME,)))
 def manifest(name: str):
     state = _state(name)
     body = '{"manifest":' + state["manifest"] + ',"signature":"' + state["signature"] + '"}'
@@ -102,7 +109,10 @@ def _latest_only(name: str, wanted: int | None, state: dict[str, str]) -> None:
                              {"latest": int(state["version"])})
 
 
-@bp.get("/v1/lists/<name>/snapshot")
+@route(bp, "GET", "/v1/lists/<name>/snapshot",
+       doc=Doc("The filter, byte for byte pybloom-live's BloomFilter.tofile", 200, content=BINARY,
+               errors=(304, 400, 404), tags=("sync",),
+               parameters=(LIST_NAME, {"in": "query", "name": "version", "schema": VERSION})))
 def snapshot(name: str):
     state = _state(name)
     wanted = _version_arg("version")
@@ -114,7 +124,11 @@ def snapshot(name: str):
     return _binary(body, state["sha256"], IMMUTABLE if wanted is not None else SHORT)
 
 
-@bp.get("/v1/lists/<name>/delta")
+@route(bp, "GET", "/v1/lists/<name>/delta",
+       doc=Doc("Golomb-Rice coded bit flips to the latest version (docs/PROTOCOL.md)", 200, content=BINARY,
+               errors=(304, 400, 404, 410), tags=("sync",),
+               parameters=(LIST_NAME, {"in": "query", "name": "from", "required": True, "schema": VERSION},
+                           {"in": "query", "name": "to", "schema": VERSION})))
 def delta(name: str):
     state = _state(name)
     latest = int(state["version"])
@@ -142,7 +156,8 @@ def delta(name: str):
     return _binary(body, etag, IMMUTABLE if end is not None else SHORT)
 
 
-@bp.get("/v1/keys/signing")
+@route(bp, "GET", "/v1/keys/signing",
+       doc=Doc("The Ed25519 key that signs manifests, and its rotation", 200, r.SigningKeysSchema, tags=("sync",)))
 def signing_keys():
     response = jsonify(current_app.extensions["callmark.signing"].document())  # read from Redis every time
     response.headers["Cache-Control"] = "public, max-age=300"
