@@ -24,8 +24,6 @@ The limits themselves are settings: blocklist/config.py, CALLMARK_RATE_LIMIT_*.
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 import math
 import time
 
@@ -43,6 +41,7 @@ from werkzeug.exceptions import TooManyRequests
 from .. import devices, trust
 from ..apikeys import KEY_TEXT_PREFIX
 from ..errors import Unauthorized
+from ..keyed import keyed
 from ..keys import PREFIX
 from .auth import bearer_token
 from .routes import PER_ITEM, REGISTRY, SHARED_ROUND_TRIP, Limits
@@ -51,8 +50,7 @@ log = logging.getLogger(__name__)
 
 
 def _keyed(purpose: str, value: str) -> str:
-    secret = current_app.extensions["callmark"].secret
-    return hmac.new(secret, f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()[:24]
+    return keyed(current_app.extensions["callmark"].secret, purpose, value).hex()[:24]
 
 
 def _caller() -> str:
