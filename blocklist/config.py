@@ -1,10 +1,15 @@
-"""Every setting CallMark reads, named once, with its default and meaning."""
+"""Every setting CallMark reads, named once, with its default and meaning.
+
+Each `Config` field declares its environment variable, default, parser and meaning in one
+`setting(...)`; `Config.from_env()`, the dataclass defaults and README's table of settings
+(`settings_table()`, checked by tests/test_config.py) all come from those declarations.
+"""
 from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
 from limits import parse_many
 
@@ -21,80 +26,62 @@ AGED_REPORTERS_TO_BLOCK = 10
 PRODUCTION_TALKER_SHARE = 0.2
 DEVELOPMENT_TALKER_SHARE = 0.05
 
-# Per profile: production fits real phones and vendors; development keeps demos and
-# black-box tests from one address unthrottled.
-RATE_LIMIT_DEFAULTS = {
-    "production": {
-        "registration": "20/hour;100/day",  # per client address
-        "registration_network": "60/hour;300/day",  # per client network (CALLMARK_NETWORK_PREFIX_V4/_V6)
-        "reports": "60/minute;300/hour;1000/day",  # per device token; every item of a batch counts
-        "lookups": "120/minute;5000/day",  # per device token or API key
-        "lookups_network": "600/minute;20000/day",  # device lookups per client network
-        "lookups_fresh": "30/minute;200/day",  # per device younger than CALLMARK_FRESH_DEVICE_DAYS
-        "calls": "60/minute;2000/day",  # call events per device token
-        "erasure": "5/minute;20/day",  # DELETE /v1/devices/me per device token
-        "disputes": "5/day",  # per device token
-        "disputes_network": "20/day",  # per client network
-        "feed": "20/second",  # per API key
-    },
-    "development": {
-        "registration": "5000/minute",
-        "registration_network": "5000/minute",
-        "reports": "50000/minute",
-        "lookups": "50000/minute",
-        "lookups_network": "50000/minute",
-        "lookups_fresh": "50000/minute",
-        "calls": "50000/minute",
-        "erasure": "5000/minute",
-        "disputes": "5000/minute",
-        "disputes_network": "5000/minute",
-        "feed": "200/second",
-    },
-}
-RATE_LIMIT_SETTINGS = {  # limit name -> environment variable that overrides it
-    "registration": "CALLMARK_RATE_LIMIT_REGISTRATION",
-    "registration_network": "CALLMARK_RATE_LIMIT_REGISTRATION_NETWORK",
-    "reports": "CALLMARK_RATE_LIMIT_REPORTS",
-    "lookups": "CALLMARK_RATE_LIMIT_LOOKUPS",
-    "lookups_network": "CALLMARK_RATE_LIMIT_LOOKUPS_NETWORK",
-    "lookups_fresh": "CALLMARK_RATE_LIMIT_LOOKUPS_FRESH",
-    "calls": "CALLMARK_RATE_LIMIT_CALLS",
-    "erasure": "CALLMARK_RATE_LIMIT_ERASURE",
-    "disputes": "CALLMARK_RATE_LIMIT_DISPUTES",
-    "disputes_network": "CALLMARK_RATE_LIMIT_DISPUTES_NETWORK",
-    "feed": "CALLMARK_RATE_LIMIT_FEED",
-}
+
+# --- parsers: (variable, raw value) -> value; None counts as unset, so the default applies ------
+
+Parser = Callable[[str, str], Any]
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
-    return value
+def text(name: str, raw: str) -> str | None:
+    return raw or None
 
 
-def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if not value >= minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
-    return value
+def verbatim(name: str, raw: str) -> str:
+    """Kept as given: set but empty is a value of its own."""
+    return raw
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool | None:
-    """An on/off setting; None when unset, so the profile decides."""
-    raw = (env.get(name) or "").strip().lower()
+def upper(name: str, raw: str) -> str | None:
+    return raw.upper() or None
+
+
+def lower(name: str, raw: str) -> str | None:
+    return raw.lower() or None
+
+
+def integer(minimum: int = 0) -> Parser:
+    def parse(name: str, raw: str) -> int | None:
+        if raw == "":
+            return None
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+        if value < minimum:
+            raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def number(minimum: float = 0.0) -> Parser:
+    def parse(name: str, raw: str) -> float | None:
+        if raw == "":
+            return None
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+        if not value >= minimum:  # also refuses nan
+            raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def flag(name: str, raw: str) -> bool | None:
+    """An on/off setting; blank is unset."""
+    raw = raw.strip().lower()
     if not raw:
         return None
     if raw in ("1", "true", "yes", "on"):
@@ -104,162 +91,338 @@ def _flag(env: Mapping[str, str], name: str) -> bool | None:
     raise ConfigError(f"{name} must be on or off (1/0, true/false), got {raw!r}")
 
 
+# --- declarations ---------------------------------------------------------------------------------
+
+class Profiles(NamedTuple):
+    """A default that differs per profile; either may be a function of the config."""
+
+    production: Any
+    development: Any
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its default, how it is read, and what it means (README's table)."""
+
+    env: str
+    default: Any  # a value, Profiles(...), or a function of the config for a derived default
+    parse: Parser
+    meaning: str
+    shown: str | None = None  # README's default column, where rendering `default` does not say it
+
+    @property
+    def derived(self) -> bool:
+        """The default depends on the profile or on other settings: worked out when the field is read."""
+        return isinstance(self.default, Profiles) or callable(self.default)
+
+    def effective(self, config: "Config", given: Any) -> Any:
+        """What a field reads as: the value given, else the default for this config."""
+        if given is not None:
+            return given
+        default = self.default
+        if isinstance(default, Profiles):
+            default = default.production if config.profile == "production" else default.development
+        return default(config) if callable(default) else default
+
+    def read(self, env: Mapping[str, str]) -> Any:
+        """The value the environment gives, or None when it leaves the setting to its default."""
+        raw = env.get(self.env)
+        return None if raw is None else self.parse(self.env, raw)
+
+    def shown_default(self) -> str:
+        if self.shown is not None:
+            return self.shown
+        default = self.default
+        if isinstance(default, Profiles):
+            if isinstance(default.production, bool):
+                return f"{_shown(default.production)} in production, {_shown(default.development)} in development"
+            return f"production {_shown(default.production)}, development {_shown(default.development)}"
+        return _shown(default)
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return f"`{value}`"
+
+
+def setting(env: str, default: Any, parse: Parser, meaning: str, shown: str | None = None) -> Any:
+    """A Config field read from `env`; a field with a derived default holds None until given a value."""
+    declared = Setting(env, default, parse, meaning, shown)
+    return field(default=None if declared.derived else default, metadata={"setting": declared})
+
+
+def _limit(env: str, production: str, development: str, meaning: str) -> Setting:
+    return Setting(env, Profiles(production=production, development=development), text, meaning)
+
+
+# Per profile: production fits real phones and vendors; development keeps demos and
+# black-box tests from one address unthrottled. Read into Config.rate_limits; see ratelimit.py.
+RATE_LIMITS: dict[str, Setting] = {
+    "registration": _limit("CALLMARK_RATE_LIMIT_REGISTRATION", "20/hour;100/day", "5000/minute",
+                           "device registrations per client address"),
+    "registration_network": _limit("CALLMARK_RATE_LIMIT_REGISTRATION_NETWORK", "60/hour;300/day", "5000/minute",
+                                   "device registrations per client network "
+                                   "(`CALLMARK_NETWORK_PREFIX_V4`/`_V6`)"),
+    "reports": _limit("CALLMARK_RATE_LIMIT_REPORTS", "60/minute;300/hour;1000/day", "50000/minute",
+                      "reports per device token: a single report or withdrawal counts one, "
+                      "a batch one per valid item (at least one)"),
+    "calls": _limit("CALLMARK_RATE_LIMIT_CALLS", "60/minute;2000/day", "50000/minute",
+                    "call events (`POST /v1/calls`) per device token"),
+    "lookups": _limit("CALLMARK_RATE_LIMIT_LOOKUPS", "120/minute;5000/day", "50000/minute",
+                      "number and prefix lookups per device token or API key"),
+    "lookups_network": _limit("CALLMARK_RATE_LIMIT_LOOKUPS_NETWORK", "600/minute;20000/day", "50000/minute",
+                              "devices' number and prefix lookups per client network "
+                              "(API keys keep only their own limit)"),
+    "lookups_fresh": _limit("CALLMARK_RATE_LIMIT_LOOKUPS_FRESH", "30/minute;200/day", "50000/minute",
+                            "number and prefix lookups per device younger than `CALLMARK_FRESH_DEVICE_DAYS`"),
+    "erasure": _limit("CALLMARK_RATE_LIMIT_ERASURE", "5/minute;20/day", "5000/minute",
+                      "`DELETE /v1/devices/me` per device token "
+                      "(its own budget: a device past its reports can still erase itself)"),
+    "disputes": _limit("CALLMARK_RATE_LIMIT_DISPUTES", "5/day", "5000/minute",
+                       "disputes (`POST /v1/disputes`) per device token"),
+    "disputes_network": _limit("CALLMARK_RATE_LIMIT_DISPUTES_NETWORK", "20/day", "5000/minute",
+                               "disputes per client network"),
+    "feed": _limit("CALLMARK_RATE_LIMIT_FEED", "20/second", "200/second", "feed and export requests per API key"),
+}
+RATE_LIMIT_SETTINGS = {name: limit.env for name, limit in RATE_LIMITS.items()}  # limit name -> its variable
+RATE_LIMIT_DEFAULTS = {profile: {name: getattr(limit.default, profile) for name, limit in RATE_LIMITS.items()}
+                       for profile in PROFILES}
+
+# Read by other code than Config; declared here so that README's table lists every setting.
+OTHER_SETTINGS = (
+    Setting("PROMETHEUS_MULTIPROC_DIR", None, verbatim,
+            "where gunicorn workers and the scheduler keep their metrics for `/metrics`; set it yourself "
+            "when running `gunicorn app:app` with several workers",
+            shown="a fresh temporary folder under `python app.py`"),
+)
+
+
+class _Effective:
+    """A Config attribute that keeps the value given and reads as its effective value.
+
+    Worked out on every read, so a change of the profile (or the proxies, or the limits) after
+    construction takes effect, as it did when validate() filled these in.
+    """
+
+    def __init__(self, name: str, effective: Callable[[Config, Any], Any]) -> None:
+        self.name, self.effective = name, effective
+
+    def __get__(self, config: Config | None, owner: type | None = None) -> Any:
+        if config is None:
+            return self
+        return self.effective(config, config.__dict__[self.name])
+
+    def __set__(self, config: Config, value: Any) -> None:
+        config.__dict__[self.name] = value
+
+
+def _rate_limits(config: Config, given: dict[str, str]) -> dict[str, str]:
+    return {**{name: limit.effective(config, None) for name, limit in RATE_LIMITS.items()}, **given}
+
+
+def _effective_on_read(cls: type) -> type:
+    """Make the fields with derived defaults, and rate_limits, read as their effective values."""
+    for declared in fields(cls):
+        if "setting" in declared.metadata and declared.metadata["setting"].derived:
+            setattr(cls, declared.name, _Effective(declared.name, declared.metadata["setting"].effective))
+    cls.rate_limits = _Effective("rate_limits", _rate_limits)
+    return cls
+
+
+@_effective_on_read
 @dataclass
 class Config:
-    """The service's settings. `Config.from_env()` reads them; tests build one directly."""
+    """The service's settings. `Config.from_env()` reads them; tests build one directly.
 
-    redis_url: str | None = None  # REDIS_URL: external Redis; unset = embedded server
-    redis_cluster: bool = False  # CALLMARK_REDIS_CLUSTER: REDIS_URL names a seed node of a Redis Cluster
-    redis_socket: str | None = None  # CALLMARK_REDIS_SOCKET: set by the launcher for its workers
-    redis_timeout: float = 2.0  # CALLMARK_REDIS_TIMEOUT: seconds before a Redis call fails (503)
-    data_dir: str = "./var"  # CALLMARK_DATA_DIR: embedded Redis data and generated secrets
-    profile: str = "development"  # CALLMARK_PROFILE: development | production
-    host: str = "127.0.0.1"  # HOST
-    port: int = 8000  # PORT
-    workers: int = 0  # CALLMARK_WORKERS: gunicorn workers; 0 = 2 per CPU core
-    threads: int = 4  # CALLMARK_THREADS: threads per gunicorn worker
-    secret_key: str | None = None  # CALLMARK_SECRET_KEY: keys token and reporter hashes
-    default_region: str = "CN"  # CALLMARK_DEFAULT_REGION: region for national-format numbers
-    buckets: int = 64  # CALLMARK_BUCKETS: hash-tag partitions, fixed per deployment
-    half_life_days: float = 90.0  # CALLMARK_HALF_LIFE_DAYS: evidence half-life
-    block_min_reporters: int = 3  # CALLMARK_BLOCK_MIN_REPORTERS: distinct spam reporters to block
-    block_score_fraction: float = 0.5  # CALLMARK_BLOCK_SCORE_FRACTION: decayed score needed, x reporters
-    change_retention_days: int = 30  # CALLMARK_FEED_RETENTION_DAYS: change-log retention
-    idempotency_hours: int = 48  # CALLMARK_IDEMPOTENCY_HOURS: how long a report_id is remembered
-    sweep_interval: int = 60  # CALLMARK_SWEEP_INTERVAL: seconds between decay sweeps (0 = off)
-    log_level: str = "INFO"  # CALLMARK_LOG_LEVEL
-    log_format: str = "json"  # CALLMARK_LOG_FORMAT: json | text
-    metrics_token: str | None = None  # CALLMARK_METRICS_TOKEN: /metrics wants it as a bearer token; unset = open
-    list_min_capacity: int = 100_000  # CALLMARK_LIST_MIN_CAPACITY: smallest Bloom-filter capacity
-    list_headroom: float = 1.25  # CALLMARK_LIST_HEADROOM: capacity = count x this, at least the minimum
-    list_error_rate: float = 0.001  # CALLMARK_LIST_ERROR_RATE: false-positive rate of the lists
-    publish_lock_seconds: int = 30  # CALLMARK_PUBLISH_LOCK_SECONDS: a dead publisher's lock frees after this
-    publish_interval: int = 300  # CALLMARK_PUBLISH_INTERVAL: seconds between scheduled publishes (0 = off)
-    delta_retention: int = 60  # CALLMARK_DELTA_RETENTION: versions a delta can start from
-    delta_retention_days: int = 30  # CALLMARK_DELTA_RETENTION_DAYS: and how old they may be
-    signing_key: str | None = None  # CALLMARK_SIGNING_KEY: base64 Ed25519 seed that signs manifests
-    signing_key_file: str | None = None  # CALLMARK_SIGNING_KEY_FILE: or a file holding it
-    signing_next_key: str | None = None  # CALLMARK_SIGNING_NEXT_KEY: announced successor (rotation)
-    signing_next_key_file: str | None = None  # CALLMARK_SIGNING_NEXT_KEY_FILE: or a file holding it
-    # Abuse guards (docs/REPUTATION.md); None = the profile's default (on in production).
-    distinct_networks: bool | None = None  # CALLMARK_DISTINCT_NETWORKS: block needs distinct networks
-    network_prefix_v4: int = 24  # CALLMARK_NETWORK_PREFIX_V4: bits of an IPv4 address naming its network
-    network_prefix_v6: int = 48  # CALLMARK_NETWORK_PREFIX_V6: bits of an IPv6 address naming its network
-    burst_guard: bool | None = None  # CALLMARK_BURST_GUARD: hold bursts of fresh devices' tags at warn
-    burst_min_tags: int = 8  # CALLMARK_BURST_MIN_TAGS: fresh devices' spam tags that make a burst
-    burst_window_minutes: int = 10  # CALLMARK_BURST_WINDOW_MINUTES: ... within this many minutes
-    fresh_device_days: float = 7.0  # CALLMARK_FRESH_DEVICE_DAYS: a device this young is fresh
-    network_burst_devices: int = 5  # CALLMARK_NETWORK_BURST_DEVICES: registrations per network per hour at full weight
-    burst_device_weight: int = 10  # CALLMARK_BURST_DEVICE_WEIGHT: percent weight of devices past that
-    human_daily_tags: int = 100  # CALLMARK_HUMAN_DAILY_TAGS: tags a day beyond which a device weighs nothing
-    # Reporters on distinct networks a block needs when all are fresh devices, or aged devices
-    # without standing (docs/REPUTATION.md); None = the profile's default.
-    fresh_reporters_to_block: int | None = None  # CALLMARK_FRESH_REPORTERS_TO_BLOCK
-    aged_reporters_to_block: int | None = None  # CALLMARK_AGED_REPORTERS_TO_BLOCK
-    standing_min_numbers: int = 2  # CALLMARK_STANDING_MIN_NUMBERS: early right tags that earn standing
-    ring_once_devices: int = 3  # CALLMARK_RING_ONCE_DEVICES: distinct devices that must see ring-once calls
-    ring_once_seconds: float = 3.0  # CALLMARK_RING_ONCE_SECONDS: an unanswered ring shorter than this
-    ring_once_window_minutes: int = 60  # CALLMARK_RING_ONCE_WINDOW_MINUTES: ... within this window
-    conversation_seconds: float = 60.0  # CALLMARK_CONVERSATION_SECONDS: an answered call this long is a conversation
-    talker_share: float | None = None  # CALLMARK_TALKER_SHARE: spam reporters needed per device that talked with a number
-    talker_cap: int = 20  # CALLMARK_TALKER_CAP: ... but never more than this many to block
-    talker_days: int = 180  # CALLMARK_TALKER_DAYS: a number's conversations are counted this long after the last
-    trusted_proxies: int = 0  # CALLMARK_TRUSTED_PROXIES: proxies whose X-Forwarded-For is believed
-    # CALLMARK_FORWARDED_ALLOW_IPS: addresses (or *) whose X-Forwarded-Proto gunicorn believes;
-    # None = 127.0.0.1 and ::1 when trusted_proxies > 0, else none
-    forwarded_allow_ips: str | None = None
-    start_wait: float = 60.0  # CALLMARK_START_WAIT: seconds python app.py waits for an earlier one on its data folder
-    rate_limits: dict[str, str] = field(default_factory=dict)  # CALLMARK_RATE_LIMIT_*: see ratelimit.py
+    A field whose default depends on the profile or on other settings keeps what it was given
+    (None: unset) and reads as its default for the config as it is then (`_Effective`), as does
+    `rate_limits` (the given limits over the profile's); so `validate()` has nothing to fill in.
+    """
+
+    redis_url: str | None = setting(
+        "REDIS_URL", None, text,
+        "Redis to use (`redis://host:6379/0`); unset: the embedded Redis in the data folder")
+    redis_cluster: bool = setting(
+        "CALLMARK_REDIS_CLUSTER", False, flag,
+        "`REDIS_URL` names one node of a Redis Cluster (docs/DEPLOY.md)")
+    # from_env's default is production when REDIS_URL is set; a Config built directly is development
+    profile: str = setting(
+        "CALLMARK_PROFILE", "development", text,
+        "`production` requires `CALLMARK_SECRET_KEY` and turns on the abuse guards",
+        shown="`development` without `REDIS_URL`, `production` with it")
+    secret_key: str | None = setting(
+        "CALLMARK_SECRET_KEY", None, text,
+        "keys the hashes of device tokens and reporter ids; at least 32 characters",
+        shown="generated once into the data folder (development only)")
+    data_dir: str = setting(
+        "CALLMARK_DATA_DIR", "./var", text,
+        "embedded Redis data (AOF, `appendfsync everysec`) and generated secrets")
+    host: str = setting("HOST", "127.0.0.1", text, "the address `python app.py` listens on")
+    port: int = setting("PORT", 8000, integer(0), "the port `python app.py` listens on")
+    start_wait: float = setting(
+        "CALLMARK_START_WAIT", 60.0, number(0.0),
+        "seconds a `python app.py` waits for an earlier one on the same data folder to exit; "
+        "then it exits 1 (`data folder ... in use`)")
+    workers: int = setting("CALLMARK_WORKERS", 0, integer(0), "gunicorn workers", shown="2 per CPU core")
+    threads: int = setting("CALLMARK_THREADS", 4, integer(1), "threads per gunicorn worker")
+    trusted_proxies: int = setting(
+        "CALLMARK_TRUSTED_PROXIES", 0, integer(0),
+        "proxies in front whose `X-Forwarded-For` names the client address (rate limits, networks); "
+        "with any, `X-Forwarded-Proto` also says whether the client used https")
+    forwarded_allow_ips: str | None = setting(
+        "CALLMARK_FORWARDED_ALLOW_IPS", lambda config: "127.0.0.1,::1" if config.trusted_proxies else "", verbatim,
+        "addresses (or `*`) from which gunicorn believes `X-Forwarded-Proto`/`-Ssl` (its `forwarded_allow_ips`)",
+        shown="`127.0.0.1,::1` with trusted proxies, else none")
+    redis_timeout: float = setting(
+        "CALLMARK_REDIS_TIMEOUT", 2.0, number(0.05),
+        "seconds before a Redis call fails with 503 `store_unavailable`")
+    default_region: str = setting(
+        "CALLMARK_DEFAULT_REGION", "CN", upper,
+        "region for numbers in national format; a report may carry `region`")
+    buckets: int = setting(
+        "CALLMARK_BUCKETS", 64, integer(1),
+        "hash-tag partitions of the numbers; fixed for the life of a deployment")
+    half_life_days: float = setting("CALLMARK_HALF_LIFE_DAYS", 90.0, number(0.01), "half-life of a report's evidence")
+    block_min_reporters: int = setting(
+        "CALLMARK_BLOCK_MIN_REPORTERS", 3, integer(1), "distinct spam reporters needed to block")
+    block_score_fraction: float = setting(
+        "CALLMARK_BLOCK_SCORE_FRACTION", 0.5, number(0.0),
+        "a block also needs decayed spam score ≥ reporters × this")
+    # Abuse guards (docs/REPUTATION.md), on in production.
+    distinct_networks: bool | None = setting(
+        "CALLMARK_DISTINCT_NETWORKS", Profiles(production=True, development=False), flag,
+        "a block needs its reporters on distinct networks")
+    network_prefix_v4: int = setting(
+        "CALLMARK_NETWORK_PREFIX_V4", 24, integer(8), "the bits of an IPv4 address that name its network")
+    network_prefix_v6: int = setting(
+        "CALLMARK_NETWORK_PREFIX_V6", 48, integer(16), "the bits of an IPv6 address that name its network")
+    burst_guard: bool | None = setting(
+        "CALLMARK_BURST_GUARD", Profiles(production=True, development=False), flag,
+        "hold a number at warn when fresh devices tag it in a burst, and give devices registered in a burst "
+        "on one network a low starting weight")
+    burst_min_tags: int = setting(
+        "CALLMARK_BURST_MIN_TAGS", 8, integer(2), "the burst: this many fresh devices' spam tags …")
+    burst_window_minutes: int = setting(
+        "CALLMARK_BURST_WINDOW_MINUTES", 10, integer(1), "… within this many minutes")
+    fresh_device_days: float = setting(
+        "CALLMARK_FRESH_DEVICE_DAYS", 7.0, number(0.0), "a device younger than this is fresh")
+    network_burst_devices: int = setting(
+        "CALLMARK_NETWORK_BURST_DEVICES", 5, integer(1),
+        "registrations per network and hour that start at full weight")
+    burst_device_weight: int = setting(
+        "CALLMARK_BURST_DEVICE_WEIGHT", 10, integer(0),
+        "the starting weight (percent) of devices registered past that")
+    human_daily_tags: int = setting(
+        "CALLMARK_HUMAN_DAILY_TAGS", 100, integer(1),
+        "a device tagging more numbers than this in a day (or giving more tags, retags included) weighs nothing")
+    fresh_reporters_to_block: int | None = setting(
+        "CALLMARK_FRESH_REPORTERS_TO_BLOCK",
+        Profiles(production=FRESH_REPORTERS_TO_BLOCK, development=lambda config: config.block_min_reporters),
+        integer(1), "fresh devices (on distinct networks) that block a number on their own",
+        shown=f"production `{FRESH_REPORTERS_TO_BLOCK}`, development as `CALLMARK_BLOCK_MIN_REPORTERS`")
+    aged_reporters_to_block: int | None = setting(
+        "CALLMARK_AGED_REPORTERS_TO_BLOCK",
+        Profiles(production=AGED_REPORTERS_TO_BLOCK, development=lambda config: config.block_min_reporters),
+        integer(1), "devices past the fresh window without standing that block a number on their own",
+        shown=f"production `{AGED_REPORTERS_TO_BLOCK}`, development as `CALLMARK_BLOCK_MIN_REPORTERS`")
+    standing_min_numbers: int = setting(
+        "CALLMARK_STANDING_MIN_NUMBERS", 2, integer(1),
+        "numbers a device tagged before their blocks (reached without it) that give it standing: "
+        "its tags then count in full (docs/REPUTATION.md)")
+    ring_once_devices: int = setting(
+        "CALLMARK_RING_ONCE_DEVICES", 3, integer(1),
+        "reporters' worth of block credit (ranked like reporters, one per network where counted) "
+        "that must see ring-once calls from a number")
+    ring_once_seconds: float = setting(
+        "CALLMARK_RING_ONCE_SECONDS", 3.0, number(0.1), "an unanswered ring shorter than this is a ring-once call")
+    ring_once_window_minutes: int = setting(
+        "CALLMARK_RING_ONCE_WINDOW_MINUTES", 60, integer(1),
+        "the detector's window; events are kept this long and no longer")
+    conversation_seconds: float = setting(
+        "CALLMARK_CONVERSATION_SECONDS", 60.0, number(1.0),
+        "an answered call this long (`duration_seconds`) is a conversation")
+    talker_share: float | None = setting(
+        "CALLMARK_TALKER_SHARE", Profiles(production=PRODUCTION_TALKER_SHARE, development=DEVELOPMENT_TALKER_SHARE),
+        number(0.0), "a block needs this share of the devices that talked with a number as spam reporters …")
+    talker_cap: int = setting("CALLMARK_TALKER_CAP", 20, integer(1), "… up to this many")
+    talker_days: int = setting(
+        "CALLMARK_TALKER_DAYS", 180, integer(1),
+        "how long after the last conversation a number's talkers are kept")
+    change_retention_days: int = setting(
+        "CALLMARK_FEED_RETENTION_DAYS", 30, integer(1), "how long the change log (and report details) are kept")
+    idempotency_hours: int = setting(
+        "CALLMARK_IDEMPOTENCY_HOURS", 48, integer(1), "how long a `report_id` is remembered")
+    sweep_interval: int = setting(
+        "CALLMARK_SWEEP_INTERVAL", 60, integer(0), "seconds between decay sweeps in `python app.py` (0: off)")
+    log_level: str = setting("CALLMARK_LOG_LEVEL", "INFO", upper, "log level; logs go to stderr")
+    log_format: str = setting(
+        "CALLMARK_LOG_FORMAT", "json", lower,
+        "`json`: one JSON object per line with the request id (no number, token or key ever); `text` for a terminal")
+    metrics_token: str | None = setting(
+        "CALLMARK_METRICS_TOKEN", None, text,
+        "when set, `/metrics` answers only `Authorization: Bearer <this token>` (else 401); "
+        "unset, it is open: keep it internal")
+    publish_interval: int = setting(
+        "CALLMARK_PUBLISH_INTERVAL", 300, integer(0),
+        "seconds between scheduled publishes of the lists in `python app.py` (0: off)")
+    publish_lock_seconds: int = setting(
+        "CALLMARK_PUBLISH_LOCK_SECONDS", 30, integer(3),
+        "lifetime of the publish lock, renewed while a publish runs: a killed publisher's lock frees this soon")
+    list_min_capacity: int = setting(
+        "CALLMARK_LIST_MIN_CAPACITY", 100_000, integer(1), "smallest Bloom-filter capacity of a list")
+    list_headroom: float = setting(
+        "CALLMARK_LIST_HEADROOM", 1.25, number(1.0),
+        "a new filter's capacity is its count × this (at least the minimum); a list that outgrows it "
+        "starts a new generation with 2× headroom")
+    list_error_rate: float = setting(
+        "CALLMARK_LIST_ERROR_RATE", 0.001, number(0.0001), "false-positive rate of the lists (0.0001 to 0.5)")
+    delta_retention: int = setting(
+        "CALLMARK_DELTA_RETENTION", 60, integer(1), "how many recent versions a delta can start from …")
+    delta_retention_days: int = setting(
+        "CALLMARK_DELTA_RETENTION_DAYS", 30, integer(1),
+        "… if published within this many days; older clients get 410 and take the snapshot")
+    signing_key: str | None = setting(
+        "CALLMARK_SIGNING_KEY", None, text, "base64 of the 32-byte Ed25519 seed that signs manifests",
+        shown="generated once into the data folder (development only)")
+    signing_key_file: str | None = setting(
+        "CALLMARK_SIGNING_KEY_FILE", None, text, "a file holding that base64 seed, instead of the variable")
+    signing_next_key: str | None = setting(
+        "CALLMARK_SIGNING_NEXT_KEY", None, text,
+        "the announced successor during a key rotation (see docs/PROTOCOL.md section 5)")
+    signing_next_key_file: str | None = setting(
+        "CALLMARK_SIGNING_NEXT_KEY_FILE", None, text, "a file holding that successor, instead of the variable")
+    rate_limits: dict[str, str] = field(default_factory=dict)  # RATE_LIMITS: given ones over the profile's
+    redis_socket: str | None = setting(
+        "CALLMARK_REDIS_SOCKET", None, text, "the embedded Redis socket handed to gunicorn workers",
+        shown="set by the launcher")
     clock: Callable[[], float] | None = field(default=None, repr=False)  # tests inject time
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":
+        """The settings the environment gives, checked; unset ones take their declared defaults."""
         env = os.environ if env is None else env
-        redis_url = env.get("REDIS_URL") or None
-        profile = env.get("CALLMARK_PROFILE") or ("production" if redis_url else "development")
-        config = cls(
-            redis_url=redis_url,
-            redis_socket=env.get("CALLMARK_REDIS_SOCKET") or None,
-            redis_cluster=bool(_flag(env, "CALLMARK_REDIS_CLUSTER")),
-            redis_timeout=_float(env, "CALLMARK_REDIS_TIMEOUT", 2.0, 0.05),
-            data_dir=env.get("CALLMARK_DATA_DIR") or "./var",
-            profile=profile,
-            host=env.get("HOST") or "127.0.0.1",
-            port=_int(env, "PORT", 8000, 0),
-            workers=_int(env, "CALLMARK_WORKERS", 0, 0),
-            threads=_int(env, "CALLMARK_THREADS", 4, 1),
-            secret_key=env.get("CALLMARK_SECRET_KEY") or None,
-            default_region=(env.get("CALLMARK_DEFAULT_REGION") or "CN").upper(),
-            buckets=_int(env, "CALLMARK_BUCKETS", 64, 1),
-            half_life_days=_float(env, "CALLMARK_HALF_LIFE_DAYS", 90.0, 0.01),
-            block_min_reporters=_int(env, "CALLMARK_BLOCK_MIN_REPORTERS", 3, 1),
-            block_score_fraction=_float(env, "CALLMARK_BLOCK_SCORE_FRACTION", 0.5, 0.0),
-            change_retention_days=_int(env, "CALLMARK_FEED_RETENTION_DAYS", 30, 1),
-            idempotency_hours=_int(env, "CALLMARK_IDEMPOTENCY_HOURS", 48, 1),
-            sweep_interval=_int(env, "CALLMARK_SWEEP_INTERVAL", 60, 0),
-            log_level=(env.get("CALLMARK_LOG_LEVEL") or "INFO").upper(),
-            log_format=(env.get("CALLMARK_LOG_FORMAT") or "json").lower(),
-            metrics_token=env.get("CALLMARK_METRICS_TOKEN") or None,
-            list_min_capacity=_int(env, "CALLMARK_LIST_MIN_CAPACITY", 100_000, 1),
-            list_headroom=_float(env, "CALLMARK_LIST_HEADROOM", 1.25, 1.0),
-            list_error_rate=_float(env, "CALLMARK_LIST_ERROR_RATE", 0.001, 0.0001),
-            publish_interval=_int(env, "CALLMARK_PUBLISH_INTERVAL", 300, 0),
-            publish_lock_seconds=_int(env, "CALLMARK_PUBLISH_LOCK_SECONDS", 30, 3),
-            delta_retention=_int(env, "CALLMARK_DELTA_RETENTION", 60, 1),
-            delta_retention_days=_int(env, "CALLMARK_DELTA_RETENTION_DAYS", 30, 1),
-            signing_key=env.get("CALLMARK_SIGNING_KEY") or None,
-            signing_key_file=env.get("CALLMARK_SIGNING_KEY_FILE") or None,
-            signing_next_key=env.get("CALLMARK_SIGNING_NEXT_KEY") or None,
-            signing_next_key_file=env.get("CALLMARK_SIGNING_NEXT_KEY_FILE") or None,
-        )
-        config.distinct_networks = _flag(env, "CALLMARK_DISTINCT_NETWORKS")
-        config.network_prefix_v4 = _int(env, "CALLMARK_NETWORK_PREFIX_V4", 24, 8)
-        config.network_prefix_v6 = _int(env, "CALLMARK_NETWORK_PREFIX_V6", 48, 16)
-        config.burst_guard = _flag(env, "CALLMARK_BURST_GUARD")
-        config.burst_min_tags = _int(env, "CALLMARK_BURST_MIN_TAGS", 8, 2)
-        config.burst_window_minutes = _int(env, "CALLMARK_BURST_WINDOW_MINUTES", 10, 1)
-        config.fresh_device_days = _float(env, "CALLMARK_FRESH_DEVICE_DAYS", 7.0, 0.0)
-        config.network_burst_devices = _int(env, "CALLMARK_NETWORK_BURST_DEVICES", 5, 1)
-        config.burst_device_weight = _int(env, "CALLMARK_BURST_DEVICE_WEIGHT", 10, 0)
-        config.human_daily_tags = _int(env, "CALLMARK_HUMAN_DAILY_TAGS", 100, 1)
-        if env.get("CALLMARK_FRESH_REPORTERS_TO_BLOCK"):
-            config.fresh_reporters_to_block = _int(env, "CALLMARK_FRESH_REPORTERS_TO_BLOCK", 0, 1)
-        if env.get("CALLMARK_AGED_REPORTERS_TO_BLOCK"):
-            config.aged_reporters_to_block = _int(env, "CALLMARK_AGED_REPORTERS_TO_BLOCK", 0, 1)
-        config.standing_min_numbers = _int(env, "CALLMARK_STANDING_MIN_NUMBERS", 2, 1)
-        config.ring_once_devices = _int(env, "CALLMARK_RING_ONCE_DEVICES", 3, 1)
-        config.ring_once_seconds = _float(env, "CALLMARK_RING_ONCE_SECONDS", 3.0, 0.1)
-        config.ring_once_window_minutes = _int(env, "CALLMARK_RING_ONCE_WINDOW_MINUTES", 60, 1)
-        config.conversation_seconds = _float(env, "CALLMARK_CONVERSATION_SECONDS", 60.0, 1.0)
-        if env.get("CALLMARK_TALKER_SHARE"):
-            config.talker_share = _float(env, "CALLMARK_TALKER_SHARE", 0.0, 0.0)
-        config.talker_cap = _int(env, "CALLMARK_TALKER_CAP", 20, 1)
-        config.talker_days = _int(env, "CALLMARK_TALKER_DAYS", 180, 1)
-        config.trusted_proxies = _int(env, "CALLMARK_TRUSTED_PROXIES", 0, 0)
-        if "CALLMARK_FORWARDED_ALLOW_IPS" in env:
-            config.forwarded_allow_ips = env["CALLMARK_FORWARDED_ALLOW_IPS"]
-        config.start_wait = _float(env, "CALLMARK_START_WAIT", 60.0, 0.0)
-        config.rate_limits = {name: env[var] for name, var in RATE_LIMIT_SETTINGS.items() if env.get(var)}
+        given = {declared.name: declared.metadata["setting"].read(env)
+                 for declared in fields(cls) if "setting" in declared.metadata}
+        given = {name: value for name, value in given.items() if value is not None}
+        given.setdefault("profile", "production" if given.get("redis_url") else "development")
+        given_limits = {name: limit.read(env) for name, limit in RATE_LIMITS.items()}
+        config = cls(**given, rate_limits={name: value for name, value in given_limits.items() if value is not None})
         config.validate()
         return config
 
     def validate(self) -> None:
+        """Refuse settings that cannot work; changes nothing, so calling it again is cheap and harmless."""
         if self.profile not in PROFILES:
             raise ConfigError(f"CALLMARK_PROFILE must be one of {', '.join(PROFILES)}, got {self.profile!r}")
-        self.rate_limits = {**RATE_LIMIT_DEFAULTS[self.profile], **self.rate_limits}
         if self.redis_cluster and not self.redis_url:
             raise ConfigError("CALLMARK_REDIS_CLUSTER needs REDIS_URL naming one node of the cluster")
         if self.log_format not in ("json", "text"):
             raise ConfigError(f"CALLMARK_LOG_FORMAT must be json or text, got {self.log_format!r}")
-        guarded = self.profile == "production"
-        self.distinct_networks = guarded if self.distinct_networks is None else self.distinct_networks
-        self.burst_guard = guarded if self.burst_guard is None else self.burst_guard
-        if self.talker_share is None:
-            self.talker_share = PRODUCTION_TALKER_SHARE if guarded else DEVELOPMENT_TALKER_SHARE
-        if self.fresh_reporters_to_block is None:
-            self.fresh_reporters_to_block = FRESH_REPORTERS_TO_BLOCK if guarded else self.block_min_reporters
-        if self.aged_reporters_to_block is None:
-            self.aged_reporters_to_block = AGED_REPORTERS_TO_BLOCK if guarded else self.block_min_reporters
         for name, value in (("CALLMARK_FRESH_REPORTERS_TO_BLOCK", self.fresh_reporters_to_block),
                             ("CALLMARK_AGED_REPORTERS_TO_BLOCK", self.aged_reporters_to_block)):
             if not self.block_min_reporters <= value <= 50:
@@ -279,8 +442,6 @@ class Config:
             raise ConfigError("CALLMARK_LIST_ERROR_RATE must be in [0.0001, 0.5)")
         if self.secret_key is not None and len(self.secret_key) < 32:
             raise ConfigError("CALLMARK_SECRET_KEY must be at least 32 characters")
-        if self.forwarded_allow_ips is None:
-            self.forwarded_allow_ips = "127.0.0.1,::1" if self.trusted_proxies else ""
         for address in filter(None, (a.strip() for a in self.forwarded_allow_ips.split(","))):
             if address == "*":
                 continue
@@ -289,3 +450,22 @@ class Config:
             except ValueError:
                 raise ConfigError("CALLMARK_FORWARDED_ALLOW_IPS must be IP addresses separated by commas, "
                                   f"or *; got {address!r}") from None
+
+
+def _declared() -> Iterator[Setting]:
+    for declared in fields(Config):
+        if declared.name == "rate_limits":
+            yield from RATE_LIMITS.values()
+        elif "setting" in declared.metadata:
+            yield declared.metadata["setting"]
+    yield from OTHER_SETTINGS
+
+
+SETTINGS: tuple[Setting, ...] = tuple(_declared())  # every setting, in README's order
+
+
+def settings_table() -> str:
+    """README's table of settings, rendered from the declarations."""
+    rows = ["| setting | default | meaning |", "|---|---|---|"]
+    rows += [f"| `{declared.env}` | {declared.shown_default()} | {declared.meaning} |" for declared in SETTINGS]
+    return "\n".join(rows) + "\n"
