@@ -789,7 +789,7 @@ def replay_ftc(redis_url: str | None, folder: str) -> list[tuple[str, int, int]]
         store.redis.flushdb()
         importer.import_ftc(store, files, dated_now=True)
         states = [int(v or 0) for v in _states(store)]
-        out.append((label, len(states), sum(1 for s in states if s // 64 == 3)))
+        out.append((label, len(states), sum(1 for s in states if s // reputation.STATE_LABELS == reputation.VERDICTS.index("block"))))
     return out
 
 

@@ -6,6 +6,7 @@ tag (`{b17}`), so one script can update them all atomically on a Redis Cluster t
 from __future__ import annotations
 
 import hashlib
+import inspect
 import zlib
 
 PREFIX = "cm"
@@ -21,8 +22,13 @@ class Keys:
     def bucket_of(self, number: str) -> int:
         return zlib.crc32(number.encode()) % self.buckets
 
+    @staticmethod
+    def _digest(text: str, chars: int) -> str:
+        """The first `chars` hex digits of SHA-256(text): names that reveal nothing of text."""
+        return hashlib.sha256(text.encode()).hexdigest()[:chars]
+
     def number(self, number: str) -> str:
-        """Hash: the number's counters, scores, votes and published state (see reputation.py)."""
+        """Hash: one number's reputation: counters, evidence, votes, published state (docs/STORAGE.md)."""
         return f"{PREFIX}:n:{{b{self.bucket_of(number)}}}:{number}"
 
     def number_pattern(self) -> str:
@@ -35,11 +41,11 @@ class Keys:
         return key.split(":", 3)[3]
 
     def changes(self, bucket: int) -> str:
-        """Stream: every change of a number's verdict or label in this bucket."""
+        """Stream: every change of a number's verdict or label in the bucket (the feed reads it)."""
         return f"{PREFIX}:changes:{{b{bucket}}}"
 
     def decay_schedule(self, bucket: int) -> str:
-        """Sorted set: blocked numbers by the time decay alone would end their block."""
+        """Sorted set: numbers whose verdict time alone may change, by when (unix seconds): a block's decay, or the next vote turning too old to count."""
         return f"{PREFIX}:due:{{b{bucket}}}"
 
     def details(self, bucket: int) -> str:
@@ -47,19 +53,19 @@ class Keys:
         return f"{PREFIX}:details:{{b{bucket}}}"
 
     def held(self, bucket: int) -> str:
-        """Set of a bucket's numbers that the burst guard holds at warn for review."""
+        """Set: the bucket's numbers the burst guard holds at warn for review."""
         return f"{PREFIX}:held:{{b{bucket}}}"
 
     def talkers(self, number: str) -> str:
-        """HyperLogLog of the devices (or networks) that had a conversation with a number."""
+        """HyperLogLog: the devices (or networks) that had a conversation with the number; kept CALLMARK_TALKER_DAYS after the last."""
         return f"{PREFIX}:talk:{{b{self.bucket_of(number)}}}:{number}"
 
     def daily_stats(self, bucket: int, day: int) -> str:
-        """A bucket's report counts on one day (days since 1970): n, and t<tag index>."""
+        """Hash: the bucket's report counts on one day (days since 1970): `n`, and `t<tag index>`."""
         return f"{PREFIX}:stats:{{b{bucket}}}:{day}"
 
     def most_reported(self, bucket: int) -> str:
-        """A bucket's numbers with many reporters: number -> reporters."""
+        """Sorted set: the bucket's numbers with many reporters: number -> reporters."""
         return f"{PREFIX}:top:{{b{bucket}}}"
 
     def admin_session(self, session_id: str) -> str:
@@ -67,26 +73,24 @@ class Keys:
         return f"{PREFIX}:admin:session:{session_id}"
 
     def publishes(self) -> str:
-        """Stream of recent publishes, for operators."""
+        """Stream: recent publishes, for operators."""
         return f"{PREFIX}:publishes"
 
     def ring_events(self, number: str, kind: str) -> str:
-        """The ring-once detector's window for a number: who saw `short` rings or `answered`."""
+        """Sorted set: the ring-once detector's window for a number (kind `short` or `answered`): keyed device or network hash -> time; expires with the window."""
         return f"{PREFIX}:ring:{{b{self.bucket_of(number)}}}:{kind}:{number}"
 
     def report_id(self, number: str, voter: str, report_id: str) -> str:
-        """String with a lifetime: marks a report_id as seen, in the number's bucket.
+        """String with a lifetime: a report_id already applied, in the number's bucket.
 
         Named by a hash of voter and report_id, so the records of one device cannot be told
         apart from anyone else's, before or after the device is erased.
         """
-        digest = hashlib.sha256(f"{voter}:{report_id}".encode()).hexdigest()[:32]
-        return f"{PREFIX}:rid:{{b{self.bucket_of(number)}}}:{digest}"
+        return f"{PREFIX}:rid:{{b{self.bucket_of(number)}}}:{self._digest(f'{voter}:{report_id}', 32)}"
 
     def prefix_index(self, number: str) -> str:
-        """Set (an intset: digits as integers): the bucket's numbers with a verdict, by hash prefix."""
-        prefix = hashlib.sha256(number.encode()).hexdigest()[:INDEX_PREFIX_HEX]
-        return f"{PREFIX}:px:{{b{self.bucket_of(number)}}}:{prefix}"
+        """Set: the bucket's numbers with a verdict (digits as integers: an intset) by hash prefix, for private lookups."""
+        return f"{PREFIX}:px:{{b{self.bucket_of(number)}}}:{self._digest(number, INDEX_PREFIX_HEX)}"
 
     def prefix_index_of(self, bucket: int, prefix: str) -> str:
         """The prefix-index set of one bucket for the first INDEX_PREFIX_HEX hex digits."""
@@ -101,13 +105,12 @@ class Keys:
         return f"{PREFIX}:rid:*"
 
     def erased_voter(self, bucket: int, voter: str) -> str:
-        """String with a lifetime: an erased device's voter field in one bucket; the report
+        """String with a lifetime: an erased device's tombstone in one bucket; the report
         script refuses its votes there (a vote in flight while the device is erased).
 
         Named by a hash of the voter field: after the erasure nothing stored names the field.
         """
-        digest = hashlib.sha256(f"gone:{voter}".encode()).hexdigest()[:32]
-        return f"{PREFIX}:gone:{{b{bucket}}}:{digest}"
+        return f"{PREFIX}:gone:{{b{bucket}}}:{self._digest(f'gone:{voter}', 32)}"
 
     def device_votes(self, device_id: str) -> str:
         """Set: the numbers a device has voted on (digits), so erasing it finds its votes."""
@@ -144,7 +147,7 @@ class Keys:
         return f"{PREFIX}:disputes:number:{{b{self.bucket_of(number)}}}:{number}"
 
     def device_daily_tags(self, device_id: str, day: int) -> str:
-        """The numbers a device tagged on one day (days since 1970), kept two days."""
+        """Set: the numbers a device tagged on one day (days since 1970), for its trust review; kept two days."""
         return f"{PREFIX}:dt:{{d{device_id}}}:{day}"
 
     def device_daily_actions(self, device_id: str, day: int) -> str:
@@ -156,11 +159,11 @@ class Keys:
         return f"{PREFIX}:trust:due"
 
     def network_registrations(self, network_hash: str) -> str:
-        """Registrations from one network (keyed hash) in the current hour."""
+        """Counter: registrations from one network (keyed hash) in the current hour."""
         return f"{PREFIX}:netreg:{network_hash}"
 
     def device(self, device_id: str) -> str:
-        """Hash: a device's keyed token hash and registration time."""
+        """Hash: a device: keyed hash of its token, registration time, weight, starting weight when not 100 %, standing."""
         return f"{PREFIX}:dev:{{d{device_id}}}"
 
     # Lists: every key of one list shares the list's hash tag, so a publish commits it in
@@ -192,5 +195,47 @@ class Keys:
     def signing_endorsements(self) -> str:
         """Hash: key id -> the endorsement of that signing key by its predecessor, and `state`:
         the signing state every process follows (current, next, public keys, retirements,
-        revocations; sync/signing.py)."""
+        revocations; blocklist/keyring.py)."""
         return f"{PREFIX}:signing:endorsements"
+
+
+# Not key families: scan patterns, helpers, and another way to name a family listed above.
+NOT_FAMILIES = {"bucket_of", "number_of", "number_pattern", "prefix_index_pattern", "report_id_pattern",
+                "prefix_index_of"}
+TYPES = ("Hash", "Stream", "Sorted set", "Set", "String with a lifetime", "String", "Counter", "HyperLogLog")
+
+
+class _Template(Keys):
+    """Keys whose arguments print as `<name>`: the key families as docs/STORAGE.md shows them."""
+
+    def bucket_of(self, number: str) -> str:  # type: ignore[override]
+        return "<bucket>"
+
+    @staticmethod
+    def _digest(text: str, chars: int) -> str:
+        return f"<{chars} hex of sha256 {text.replace('<', '').replace('>', '')}>"
+
+
+def families() -> list[tuple[str, str, str]]:
+    """(key, type, meaning) of every key family, in the order Keys defines them."""
+    template, out = _Template(0), []
+    for name, method in vars(Keys).items():
+        if name.startswith("_") or name in NOT_FAMILIES or not callable(method):
+            continue
+        params = list(inspect.signature(method).parameters)[1:]
+        key = getattr(template, name)(*(f"<{p}>" for p in params))
+        first = inspect.getdoc(method).split("\n\n")[0].replace("\n", " ")
+        kind = next(t for t in TYPES if first.startswith(t + ":"))
+        out.append((key, kind.lower(), first[len(kind) + 1:].strip()))
+    return out
+
+
+def table() -> str:
+    """docs/STORAGE.md's key table (`python -m blocklist.keys` prints it)."""
+    rows = ["| key | type | what |", "|---|---|---|"]
+    rows += [f"| `{key}` | {kind} | {what} |" for key, kind, what in families()]
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(table(), end="")

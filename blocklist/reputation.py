@@ -12,13 +12,16 @@ hands them to the scripts as a header of `local NAME = value` lines (blocklist/s
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, fields
-from datetime import datetime, timezone
 from typing import Any
 
+from sync.signing import iso as iso_unix  # RFC 3339 UTC to the second: every time the API shows
+
 from . import lists, tags
-from .store import Store
+from .config import Config
+from .store import REPORTER_CREDIT, STATS_DAYS, TOP_MIN_REPORTERS, Store, credit
 
 VERDICTS = ("unknown", "allow", "warn", "block")  # indexed by the scripts' verdict codes
 SWEEP_BATCH = 500  # numbers re-evaluated per round trip by the sweep
@@ -62,6 +65,32 @@ SCRIPT_CONSTANTS: dict[str, int | str] = {
     "OVERRIDE_ALLOW": OVERRIDE_FLAGS["allow"],
     "OVERRIDE_BLOCK": OVERRIDE_FLAGS["block"],
 }
+
+
+def script_constants(config: Config) -> dict[str, int | float | str]:
+    """What the Lua scripts know by name: the deployment's settings and the constants the
+    Python code shares with them (SCRIPT_CONSTANTS). Fixed per deployment, so one script SHA
+    per set of settings."""
+    half_life_hours = config.half_life_days * 24
+    return {
+        "HALF_LIFE": config.half_life_days * 86400,
+        "BLOCK_MIN": config.block_min_reporters,
+        "BLOCK_SCORE": config.block_min_reporters * config.block_score_fraction,
+        "KINDS": tags.KINDS,
+        "NTAGS": len(tags.TAXONOMY),
+        "BURST_MIN": config.burst_min_tags,
+        "BURST_WINDOW": config.burst_window_minutes,
+        "TALK_SHARE": config.talker_share,
+        "TALK_CAP": max(config.talker_cap, config.block_min_reporters),
+        "STATS_DAYS": STATS_DAYS,
+        "TOP_MIN": TOP_MIN_REPORTERS,
+        "REPORTER_CREDIT": REPORTER_CREDIT,
+        "CREDIT_FRESH": credit(config.block_min_reporters, config.fresh_reporters_to_block),
+        "CREDIT_AGED": credit(config.block_min_reporters, config.aged_reporters_to_block),
+        "LIVE_HOURS": math.ceil(RETIRE_AFTER_HALF_LIVES * half_life_hours),
+        "REBASE_HOURS": math.ceil(REBASE_HALF_LIVES * half_life_hours),
+        **SCRIPT_CONSTANTS,
+    }
 
 
 @dataclass(frozen=True)
@@ -112,6 +141,11 @@ def vote_hour(vote: int) -> int:
 def vote_weight(vote: int) -> int:
     """The weight (percent) a stored vote was cast with."""
     return FULL_WEIGHT - vote // LOW_BITS // RANK_SLOTS % WEIGHT_SLOTS
+
+
+def vote_network(vote: int) -> int:
+    """The 16-bit network hash a stored vote was cast from (0: not recorded)."""
+    return vote // LOW_BITS // (RANK_SLOTS * WEIGHT_SLOTS)
 
 
 def vote_class(vote: int) -> int:
@@ -229,10 +263,6 @@ def withdraw_votes(store: Store, numbers: list[str], voter: str) -> int:
 
 def _iso(unix: str | None) -> str | None:
     return None if unix is None else iso_unix(int(unix))
-
-
-def iso_unix(unix: int) -> str:
-    return datetime.fromtimestamp(unix, tz=timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def lookup(store: Store, number: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 
+from . import reputation
 from .config import Config
 from .embedded import EmbeddedRedis
 from .keyring import Keyring
@@ -26,7 +27,7 @@ def secret(config: Config) -> bytes:
 def open_store(config: Config) -> tuple[Store, EmbeddedRedis | None]:
     """The store on the configured Redis, and the embedded server when this process started it."""
     client, server = connect(config)
-    return Store.create(client, config, secret(config)), server
+    return Store.create(client, config, secret(config), reputation.script_constants(config)), server
 
 
 def open_keyring(store: Store) -> Keyring:

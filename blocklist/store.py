@@ -13,7 +13,7 @@ from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.retry import Retry
 
-from . import embedded, tags
+from . import embedded
 from .config import Config
 from .keys import Keys
 
@@ -52,34 +52,6 @@ def credit(block_min: int, reporters_to_block: int) -> int:
     """A vote's credit toward a block, in thousandths of a reporter: `reporters_to_block`
     such votes on distinct networks reach BLOCK_MIN reporters' worth, one fewer do not."""
     return math.ceil(block_min * REPORTER_CREDIT / max(1, reporters_to_block))
-
-
-def script_constants(config: Config) -> dict[str, int | float | str]:
-    """What the Lua scripts know by name: the deployment's settings and the constants the
-    Python code shares with them (reputation.SCRIPT_CONSTANTS). Fixed per deployment, so one
-    script SHA per set of settings."""
-    from . import reputation
-
-    half_life_hours = config.half_life_days * 24
-    return {
-        "HALF_LIFE": config.half_life_days * 86400,
-        "BLOCK_MIN": config.block_min_reporters,
-        "BLOCK_SCORE": config.block_min_reporters * config.block_score_fraction,
-        "KINDS": tags.KINDS,
-        "NTAGS": len(tags.TAXONOMY),
-        "BURST_MIN": config.burst_min_tags,
-        "BURST_WINDOW": config.burst_window_minutes,
-        "TALK_SHARE": config.talker_share,
-        "TALK_CAP": max(config.talker_cap, config.block_min_reporters),
-        "STATS_DAYS": STATS_DAYS,
-        "TOP_MIN": TOP_MIN_REPORTERS,
-        "REPORTER_CREDIT": REPORTER_CREDIT,
-        "CREDIT_FRESH": credit(config.block_min_reporters, config.fresh_reporters_to_block),
-        "CREDIT_AGED": credit(config.block_min_reporters, config.aged_reporters_to_block),
-        "LIVE_HOURS": math.ceil(reputation.RETIRE_AFTER_HALF_LIVES * half_life_hours),
-        "REBASE_HOURS": math.ceil(reputation.REBASE_HALF_LIVES * half_life_hours),
-        **reputation.SCRIPT_CONSTANTS,
-    }
 
 
 def script_header(constants: dict[str, int | float | str]) -> str:
@@ -149,8 +121,9 @@ class Store:
         return self.scripts[package, name]
 
     @classmethod
-    def create(cls, client: redis.Redis, config: Config, secret: bytes) -> "Store":
-        constants = script_constants(config)
+    def create(cls, client: redis.Redis, config: Config, secret: bytes,
+               constants: dict[str, int | float | str]) -> "Store":
+        """The store on `client`; `constants` are the scripts' header (reputation.script_constants)."""
         shared = script_header(constants) + _lua("verdict.lua")
         if isinstance(client, RedisCluster):
             binary = RedisCluster.from_url(config.redis_url, decode_responses=False,

@@ -15,12 +15,11 @@ Networks are kept only as keyed hashes: 16 bits in a vote, a longer hash for reg
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
 from dataclasses import dataclass
 
 from . import reputation, tags
+from .keyed import keyed, voter_field
 from .store import REPORTER_CREDIT, Store, credit
 
 FULL = reputation.FULL_WEIGHT
@@ -56,7 +55,7 @@ def network_of(config, address: str | None) -> str | None:
 
 
 def _network_digest(store: Store, network: str) -> bytes:
-    return hmac.new(store.secret, f"network:{network}".encode(), hashlib.sha256).digest()
+    return keyed(store.secret, "network", network)
 
 
 def network_hash(store: Store, address: str | None) -> int:
@@ -148,8 +147,6 @@ def _settled(rep: dict, block_min: int) -> str | None:
 
 def weigh(store: Store, device_id: str) -> tuple[int, int]:
     """Recompute one device's weight; returns (old, new). Re-weighs its votes when it changed."""
-    from .devices import voter_field
-
     keys, config = store.keys, store.config
     device = store.redis.hgetall(keys.device(device_id))
     if not device:

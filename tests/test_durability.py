@@ -295,12 +295,12 @@ def is_vote_field(name: str) -> bool:
 
 def unpack_vote(vote: int) -> tuple[int, int, int, int, int]:
     """hour, tag, weight, network, class: pack_vote in lua/verdict.lua, reversed."""
-    low, high = vote % 2**28, vote // 2**28
-    return low // 32, low % 32, 100 - high // 4 % 128, high // 512, high % 4
+    return (reputation.vote_hour(vote), reputation.vote_tag(vote), reputation.vote_weight(vote),
+            reputation.vote_network(vote), reputation.vote_class(vote))
 
 
 def check_hash_layout(store, number: str, fields: dict[str, str]) -> None:
-    """The per-number hash agrees with itself (layout: top of blocklist/lua/verdict.lua)."""
+    """The per-number hash agrees with itself (layout: docs/STORAGE.md)."""
     half_life = store.config.half_life_days * 86400
     votes = {name: int(value) for name, value in fields.items() if is_vote_field(name)}
     assert votes, f"{number}: a hash without votes should have been deleted: {fields}"

@@ -162,9 +162,9 @@ def test_every_route_is_declared_once_and_in_the_document(app):
 
 
 def test_a_route_cannot_be_declared_twice():
-    declared = next(iter(REGISTRY.values()))
-    bp = Blueprint(declared.endpoint.partition(".")[0], __name__)
+    assert "api.post_report" in REGISTRY  # declared by blocklist.web.api, whichever module was imported first
+    bp = Blueprint("api", __name__)
     view = lambda: ""  # noqa: E731
-    view.__name__ = declared.endpoint.partition(".")[2]
+    view.__name__ = "post_report"
     with pytest.raises(ValueError, match="declared twice"):
         route(bp, "GET", "/elsewhere", doc=Doc("another", 200))(view)

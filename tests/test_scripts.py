@@ -11,9 +11,10 @@ from importlib import resources
 
 import pytest
 
-from blocklist import reputation, store as store_module
-from blocklist.reputation import ReportArgs, Vote
-from blocklist.store import REPORTER_CREDIT, script_constants, script_header
+from blocklist import reputation
+from blocklist import store as store_module
+from blocklist.reputation import ReportArgs, Vote, script_constants
+from blocklist.store import REPORTER_CREDIT, script_header
 
 NUMBER = "+8613800138000"
 HEADER_LINE = re.compile(r"local (\w+) = (.+)")
