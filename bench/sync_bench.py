@@ -139,7 +139,7 @@ def bench_delta_sizes(rng: np.random.Generator) -> float:
 def bench_incremental(list_size: int, rng: np.random.Generator) -> None:
     """What a publish costs with 1 % changes: additions only (set their bits) or with
     removals (a Bloom filter cannot forget: rebuild from the members), against a full build."""
-    print(f"\n== publish of 1 % changes on a {list_size:,}-number list (what sync/publish.py does)")
+    print(f"\n== publish of 1 % changes on a {list_size:,}-number list (what blocklist/publish.py does)")
     every = numbers(list_size + list_size // 100, rng)
     members, arriving = every[:list_size], every[list_size:]
     capacity = int(list_size * HEADROOM * 1.1)

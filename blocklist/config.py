@@ -194,8 +194,9 @@ RATE_LIMIT_DEFAULTS = {profile: {name: getattr(limit.default, profile) for name,
                        for profile in PROFILES}
 
 # Read by other code than Config; declared here so that README's table lists every setting.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus-client itself (blocklist/metrics.py)
 OTHER_SETTINGS = (
-    Setting("PROMETHEUS_MULTIPROC_DIR", None, verbatim,
+    Setting(MULTIPROC_ENV, None, verbatim,
             "where gunicorn workers and the scheduler keep their metrics for `/metrics`; set it yourself "
             "when running `gunicorn app:app` with several workers",
             shown="a fresh temporary folder under `python app.py`"),
@@ -380,7 +381,7 @@ class Config:
         "a new filter's capacity is its count × this (at least the minimum); a list that outgrows it "
         "starts a new generation with 2× headroom")
     list_error_rate: float = setting(
-        "CALLMARK_LIST_ERROR_RATE", 0.001, number(0.0001), "false-positive rate of the lists (0.0001 to 0.5)")
+        "CALLMARK_LIST_ERROR_RATE", 0.001, number(0.0001), "false-positive rate of the lists, from 0.0001 up to (not including) 0.5")
     delta_retention: int = setting(
         "CALLMARK_DELTA_RETENTION", 60, integer(1), "how many recent versions a delta can start from …")
     delta_retention_days: int = setting(
@@ -414,6 +415,12 @@ class Config:
         config = cls(**given, rate_limits={name: value for name, value in given_limits.items() if value is not None})
         config.validate()
         return config
+
+    def replace(self, **changes: Any) -> "Config":
+        """A copy with `changes`. The settings left to their default go on following the profile
+        and the other settings (dataclasses.replace would fix them at what they read as now)."""
+        given = {f.name: self.__dict__[f.name] for f in fields(self) if f.init}
+        return Config(**{**given, **changes})
 
     def validate(self) -> None:
         """Refuse settings that cannot work; changes nothing, so calling it again is cheap and harmless."""
@@ -469,3 +476,7 @@ def settings_table() -> str:
     rows = ["| setting | default | meaning |", "|---|---|---|"]
     rows += [f"| `{declared.env}` | {declared.shown_default()} | {declared.meaning} |" for declared in SETTINGS]
     return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":  # README's settings table: `python -m blocklist.config`
+    print(settings_table(), end="")

@@ -232,7 +232,7 @@ class Keyring:
             return f"{SIGNING_FILE}, {NEXT_SIGNING_FILE} or {PREVIOUS_SIGNING_FILE} in {self.config.data_dir}"
         return "CALLMARK_SIGNING_KEY(_FILE) or CALLMARK_SIGNING_NEXT_KEY(_FILE)"
 
-    # changes (sync/publish.py runs the ones that affect signing under the publish lock)
+    # changes (blocklist/publish.py runs the ones that affect signing under the publish lock)
 
     def _change(self, compute) -> Any:
         """Apply `compute(state, fields) -> (result, endorsements)` atomically, retrying on a race."""

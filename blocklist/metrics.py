@@ -10,7 +10,7 @@ import os
 
 from prometheus_client import Counter, Histogram, multiprocess
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+from .config import MULTIPROC_ENV
 
 REQUESTS = Counter("callmark_http_requests_total", "HTTP requests answered", ["route", "method", "status"])
 LATENCY = Histogram("callmark_http_request_duration_seconds", "Time to answer an HTTP request",

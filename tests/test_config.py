@@ -37,7 +37,7 @@ def test_readme_lists_exactly_the_declared_settings():
 
 
 def test_readme_shows_the_declared_default_and_meaning_of_every_setting():
-    # on a difference, paste: .venv/bin/python -c "from blocklist.config import settings_table as t; print(t())"
+    # on a difference, paste the output of: .venv/bin/python -m blocklist.config
     assert table_rows(readme_settings_table()) == table_rows(settings_table())
     assert readme_settings_table() == settings_table()
 
@@ -116,6 +116,17 @@ def test_replace_with_another_profile_fills_the_fields_left_none():
                                      burst_guard=None, rate_limits={"feed": "7/second"})
     assert (production.distinct_networks, production.burst_guard) == (True, True)
     assert production.rate_limits == {**RATE_LIMIT_DEFAULTS["production"], "feed": "7/second"}
+
+
+def test_config_replace_keeps_the_defaults_following_the_new_profile():
+    development = Config()
+    assert (development.talker_share, development.fresh_reporters_to_block) == (0.05, 3)
+    production = development.replace(profile="production", secret_key=SECRET, rate_limits={"feed": "7/second"})
+    assert (production.distinct_networks, production.burst_guard) == (True, True)
+    assert (production.talker_share, production.fresh_reporters_to_block, production.aged_reporters_to_block) == (
+        0.2, 21, 10)
+    assert production.rate_limits == {**RATE_LIMIT_DEFAULTS["production"], "feed": "7/second"}
+    assert development.replace(talker_share=0.1).talker_share == 0.1 and development.profile == "development"
 
 
 def test_a_profile_changed_after_construction_brings_its_defaults():

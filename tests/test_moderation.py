@@ -4,7 +4,6 @@ from __future__ import annotations
 import base64
 import os
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import Iterator
 
 import pytest
@@ -224,8 +223,8 @@ def test_opening_a_dispute_of_a_blocked_number_changes_nothing_in_the_feed(clien
 
 
 def test_in_production_a_fresh_device_cannot_unblock_a_number_by_disputing_it(config, vendor):
-    production = create_app(replace(config, profile="production", distinct_networks=None, burst_guard=None,
-                                    rate_limits={}, signing_key=base64.b64encode(os.urandom(32)).decode()))
+    production = create_app(config.replace(profile="production", rate_limits={},
+                                           signing_key=base64.b64encode(os.urandom(32)).decode()))
     client, store = production.test_client(), production.extensions["callmark"]
     cast_votes(store, [Vote(number=NUMBER, tag="fraud", voter=f"v{i:07d}", at=store.clock(), network=i + 1)
                        for i in range(5)])

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import ipaddress
 import os
 import threading
@@ -13,10 +12,9 @@ import redis
 from limits import parse_many
 
 from blocklist import apikeys
-from blocklist.web import ratelimit
-from blocklist.web import create_app
 from blocklist.config import RATE_LIMIT_DEFAULTS, RATE_LIMIT_SETTINGS, Config
 from blocklist.errors import ConfigError
+from blocklist.web import create_app, ratelimit
 from tests.support import assert_error, redis_state
 
 E164 = "+8613800138000"
@@ -29,8 +27,8 @@ def app_with(config: Config, **limits: str):
 
 def production(config: Config, **limits: str) -> Config:
     """The production profile (its abuse guards and default limits) on the test's Redis; `limits` override."""
-    return dataclasses.replace(config, profile="production", rate_limits=dict(limits), distinct_networks=None,
-                               burst_guard=None, signing_key=base64.b64encode(os.urandom(32)).decode())
+    return config.replace(profile="production", rate_limits=dict(limits),
+                          signing_key=base64.b64encode(os.urandom(32)).decode())
 
 
 def register(client, address: str = "127.0.0.1") -> dict[str, str]:

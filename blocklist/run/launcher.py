@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from dataclasses import replace
 from http import HTTPStatus
 
 from flask import Flask
@@ -29,22 +28,21 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.http import errors as http_errors
 from gunicorn.workers.gthread import ThreadWorker
 
-from ..config import Config
+from ..config import MULTIPROC_ENV, Config
 from ..embedded import DataFolderInUse, EmbeddedRedis, die_with_parent
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 GRACEFUL_TIMEOUT = 30  # seconds gunicorn gives workers to finish in-flight requests
-METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LIMIT_REQUEST_LINE = 8190  # bytes of method, target and version: gunicorn's most (its default is 4094)
 
 
 def prepare_metrics() -> None:
     """A fresh folder for the workers' and the scheduler's metrics (prometheus-client's
     multiprocess mode), unless the operator named one; removed again by `serve`."""
-    if not os.environ.get(METRICS_ENV):
-        os.environ[METRICS_ENV] = tempfile.mkdtemp(prefix="callmark-metrics-")
+    if not os.environ.get(MULTIPROC_ENV):
+        os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="callmark-metrics-")
         os.environ["CALLMARK_OWN_METRICS_DIR"] = "1"
 
 
@@ -146,7 +144,7 @@ def main() -> None:
         logs.configure_logging(config.log_level, config.log_format)
         server = claim_embedded(config)
         if server is not None:  # everything started from here uses its socket
-            config = replace(config, redis_socket=server.socket)
+            config = config.replace(redis_socket=server.socket)
         app = create_app(config)
     except ConfigError as exc:
         sys.exit(f"callmark: {exc.message}")
@@ -162,7 +160,7 @@ def serve(app: Flask, server: EmbeddedRedis | None = None) -> None:
     config = app.config["CALLMARK"]
     server = server or app.extensions["callmark.embedded"]
     if server is not None:
-        config = replace(config, redis_socket=server.socket)
+        config = config.replace(redis_socket=server.socket)
     workers = config.workers or max(2, 2 * multiprocessing.cpu_count())
     scheduler = None
     if config.sweep_interval or config.publish_interval:
@@ -197,5 +195,5 @@ def serve(app: Flask, server: EmbeddedRedis | None = None) -> None:
             if server is not None:
                 server.stop()
             # last: until the scheduler has stopped it may still write its metrics there
-            if os.environ.get("CALLMARK_OWN_METRICS_DIR") and os.environ.get(METRICS_ENV):
-                shutil.rmtree(os.environ[METRICS_ENV], ignore_errors=True)
+            if os.environ.get("CALLMARK_OWN_METRICS_DIR") and os.environ.get(MULTIPROC_ENV):
+                shutil.rmtree(os.environ[MULTIPROC_ENV], ignore_errors=True)

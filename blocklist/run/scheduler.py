@@ -13,7 +13,7 @@ from ..config import Config
 from ..errors import PublishError
 from ..service import open_keyring, open_store
 
-log = logging.getLogger("blocklist.scheduler")
+log = logging.getLogger(__name__)
 
 
 def run() -> None:

@@ -22,8 +22,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.core import GaugeMetricFamily
 
 from .. import logs
+from ..config import MULTIPROC_ENV
 from ..lists import PUBLISHED
-from ..metrics import LATENCY, MULTIPROC_ENV, REDIS_ERRORS, REQUESTS
+from ..metrics import LATENCY, REDIS_ERRORS, REQUESTS
 from .auth import SCRAPER
 from .routes import Doc, route, serve
 
