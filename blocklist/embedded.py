@@ -32,7 +32,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .errors import ConfigError
+from .errors import ConfigError, DataFolderInUse
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +42,6 @@ MAX_SOCKET_PATH = 100  # bytes; Unix sockets allow 107, keep a margin
 LOCK_FILE = "redis.lock"  # flock held by the server's owner for as long as it owns it; names the owner
 PID_FILE = "redis.pid"  # written by redis-server, removed at its clean exit
 PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h): a signal for this process when its parent dies
-
-
-class DataFolderInUse(ConfigError):
-    """Another live process owns the embedded Redis of this data folder."""
-
-    code = "data_folder_in_use"
 
 
 def server_binary() -> str:

@@ -1,4 +1,5 @@
-"""Domain errors. Each carries the API error code; the HTTP edge maps them to a status."""
+"""Every error CallMark raises on purpose, in one module. Each carries its API error code;
+the HTTP edge (blocklist/web/errors.py) maps each class to a status."""
 from __future__ import annotations
 
 from typing import Any
@@ -8,7 +9,6 @@ class CallMarkError(Exception):
     """Base of every error CallMark raises on purpose."""
 
     code = "error"
-    status = 400
 
     def __init__(self, message: str, details: dict[str, Any] | None = None):
         super().__init__(message)
@@ -20,52 +20,48 @@ class ConfigError(CallMarkError):
     """A setting is missing or malformed; raised at start, never per request."""
 
     code = "config_error"
-    status = 500
+
+
+class DataFolderInUse(ConfigError):
+    """Another live process owns the embedded Redis of this data folder."""
+
+    code = "data_folder_in_use"
 
 
 class InvalidNumber(CallMarkError):
     code = "invalid_number"
-    status = 400
 
 
 class InvalidPrefix(CallMarkError):
     code = "invalid_prefix"
-    status = 400
 
 
 class ValidationFailed(CallMarkError):
     code = "validation_error"
-    status = 400
 
 
 class Unauthorized(CallMarkError):
     code = "unauthorized"
-    status = 401
 
 
 class Forbidden(CallMarkError):
     code = "forbidden"
-    status = 403
 
 
 class Conflict(CallMarkError):
     code = "conflict"
-    status = 409
 
 
 class Gone(CallMarkError):
     code = "gone"
-    status = 410
 
 
 class NotFound(CallMarkError):
     code = "not_found"
-    status = 404
 
 
 class NotReady(CallMarkError):
     code = "not_ready"
-    status = 503
 
     def __init__(self, checks: dict[str, str]):
         super().__init__("the service is not ready for traffic", {"checks": checks})

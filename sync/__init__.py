@@ -1,1 +1,3 @@
-"""List sync: Bloom-filter building, delta coding and the reference client."""
+"""List sync, what app vendors port: the wire formats (Bloom filter, delta, signatures, number
+keys; docs/PROTOCOL.md) and the reference client (`python -m sync`). It imports nothing of
+the server and needs only sync/requirements.txt; the server's publishing is blocklist/publish.py."""

@@ -29,8 +29,8 @@ from gunicorn.http import errors as http_errors
 from gunicorn.workers.gthread import ThreadWorker
 
 from ..config import MULTIPROC_ENV, Config
-from ..embedded import DataFolderInUse, EmbeddedRedis, die_with_parent
-from ..errors import ConfigError
+from ..embedded import EmbeddedRedis, die_with_parent
+from ..errors import ConfigError, DataFolderInUse
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .. import logs
 from ..config import Config
+from ..run import cli  # the operator commands, `flask --app app …`
 from ..service import open_keyring, open_store
+from . import admin, api, errors, observability, openapi, ratelimit, sync_api
 
 
 def _limiter_storage(config: Config, client) -> str:
@@ -33,9 +35,6 @@ def create_app(config: Config | None = None) -> Flask:
     app.extensions["callmark"] = store
     app.extensions["callmark.embedded"] = server
     app.extensions["callmark.signing"] = open_keyring(store)
-
-    from ..run import cli  # the operator commands, `flask --app app …`
-    from . import admin, api, errors, observability, openapi, ratelimit, sync_api
 
     if config.trusted_proxies:  # the client address (rate limits, networks) from X-Forwarded-For
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.trusted_proxies)

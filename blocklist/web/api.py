@@ -10,6 +10,7 @@ from werkzeug.routing import PathConverter
 
 from .. import calls, devices, feed, lookup, metrics, moderation, numbers, reports, reputation, stats, tags
 from ..errors import CallMarkError, NotReady, ValidationFailed
+from ..lists import PUBLISHED
 from ..store import Store
 from . import responses as r
 from .auth import ADMIN_KEY, DEVICE, DEVICE_OR_KEY, FEED_KEY
@@ -75,8 +76,6 @@ def healthz():
 def readyz():
     """Ready for traffic: Redis answers and every list is published. (create_app loads the signing
     key, or fails: its check is always ok.)"""
-    from ..lists import PUBLISHED
-
     store = _store()
     checks = {"redis": "ok", "signing_key": "ok", "lists": "ok"}
     try:

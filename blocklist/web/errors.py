@@ -9,7 +9,19 @@ from flask import Flask, jsonify
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from ..errors import CallMarkError
+from .. import errors
+
+# Each domain error's status, by its class or the nearest base listed (the MRO decides).
+STATUS: dict[type, int] = {
+    errors.CallMarkError: 400,
+    errors.ConfigError: 500,
+    errors.Unauthorized: 401,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.Gone: 410,
+    errors.NotReady: 503,
+}
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +45,15 @@ def _http_code(exc: HTTPException) -> str:
     }.get(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"))
 
 
+def status_of(exc: errors.CallMarkError) -> int:
+    """The HTTP status of a domain error."""
+    return next(STATUS[cls] for cls in type(exc).__mro__ if cls in STATUS)
+
+
 def register(app: Flask) -> None:
-    @app.errorhandler(CallMarkError)
-    def domain_error(exc: CallMarkError):
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+    @app.errorhandler(errors.CallMarkError)
+    def domain_error(exc: errors.CallMarkError):
+        return error_response(status_of(exc), exc.code, exc.message, exc.details)
 
     @app.errorhandler(ValidationError)
     def validation_error(exc: ValidationError):
