@@ -358,6 +358,26 @@ class Config:
         "CALLMARK_FEED_RETENTION_DAYS", 30, integer(1), "how long the change log (and report details) are kept")
     idempotency_hours: int = setting(
         "CALLMARK_IDEMPOTENCY_HOURS", 48, integer(1), "how long a `report_id` is remembered")
+    dnc_grace_days: int = setting(
+        "CALLMARK_DNC_GRACE_DAYS", 31, integer(0),
+        "days after a Do-Not-Call registration before a call to it counts as a violation (the scrub cycle)")
+    dnc_reverify_days: int = setting(
+        "CALLMARK_DNC_REVERIFY_DAYS", 730, integer(1),
+        "days a Do-Not-Call registration lasts unless its number is verified again (numbers are recycled)")
+    scrub_daily_numbers: int = setting(
+        "CALLMARK_SCRUB_DAILY_NUMBERS", Profiles(production=2_000_000, development=100_000_000), integer(1),
+        "numbers one `scrub` API key may scrub per day (UTC); an upload past it is refused whole")
+    sms_webhook_url: str | None = setting(
+        "CALLMARK_SMS_WEBHOOK_URL", None, text,
+        "the SMS gateway: verification codes go there as an HTTP POST of `{\"to\": \"<E.164>\", \"text\": …}`",
+        shown="unset: development appends texts to `<CALLMARK_DATA_DIR>/sms-outbox.jsonl`, production answers "
+              "503 `sms_unavailable`")
+    sms_webhook_token: str | None = setting(
+        "CALLMARK_SMS_WEBHOOK_TOKEN", None, text, "sent to the gateway as `Authorization: Bearer <token>` when set")
+    sms_timeout: float = setting(
+        "CALLMARK_SMS_TIMEOUT", 5.0, number(0.1), "seconds the gateway has to answer one attempt")
+    sms_retries: int = setting(
+        "CALLMARK_SMS_RETRIES", 2, integer(0), "further attempts after a gateway error or timeout")
     sweep_interval: int = setting(
         "CALLMARK_SWEEP_INTERVAL", 60, integer(0), "seconds between decay sweeps in `python app.py` (0: off)")
     log_level: str = setting("CALLMARK_LOG_LEVEL", "INFO", upper, "log level; logs go to stderr")
