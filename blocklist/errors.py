@@ -97,3 +97,21 @@ class KeyChangeRefused(Exception):
 
 class PublishError(Exception):
     """A publish could not complete; the previous versions stay served."""
+
+
+class Unavailable(CallMarkError):
+    """A service CallMark depends on (other than Redis) cannot do the work now; retry later."""
+
+    code = "unavailable"
+
+
+class SmsUnavailable(Unavailable):
+    """No SMS gateway is set (CALLMARK_SMS_WEBHOOK_URL) in the production profile."""
+
+    code = "sms_unavailable"
+
+
+class SmsFailed(Unavailable):
+    """The SMS gateway refused the message or did not answer after the retries."""
+
+    code = "sms_failed"

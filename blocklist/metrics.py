@@ -23,6 +23,10 @@ PUBLISH_SECONDS = Histogram("callmark_publish_duration_seconds", "Time to publis
                             buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
 DELTA_BYTES = Histogram("callmark_delta_bytes", "Size of the deltas a publish wrote", ["list"],
                         buckets=(64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304))
+SMS = Counter("callmark_sms_sent_total",
+              "Text messages by outcome: sent (the gateway took it), retried (an attempt failed and was "
+              "tried again), failed (not sent), outbox (development file), unavailable (no gateway)",
+              ["outcome"])
 
 
 def count_report(duplicate: bool = False, error: str | None = None) -> None:

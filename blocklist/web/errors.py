@@ -21,6 +21,7 @@ STATUS: dict[type, int] = {
     errors.Conflict: 409,
     errors.Gone: 410,
     errors.NotReady: 503,
+    errors.Unavailable: 503,
 }
 
 log = logging.getLogger(__name__)
