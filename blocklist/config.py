@@ -188,6 +188,24 @@ RATE_LIMITS: dict[str, Setting] = {
     "disputes_network": _limit("CALLMARK_RATE_LIMIT_DISPUTES_NETWORK", "20/day", "5000/minute",
                                "disputes per client network"),
     "feed": _limit("CALLMARK_RATE_LIMIT_FEED", "20/second", "200/second", "feed and export requests per API key"),
+    # SMS pumping (codes triggered to premium numbers for a share of their fees) is the known attack
+    # on a code by SMS: beside the device and its network, the destinations have budgets of their own.
+    "verifications": _limit("CALLMARK_RATE_LIMIT_VERIFICATIONS", "5/hour;10/day", "5000/minute",
+                            "Do-Not-Call verifications (codes by SMS) per device token"),
+    "verifications_network": _limit("CALLMARK_RATE_LIMIT_VERIFICATIONS_NETWORK", "30/hour;200/day", "5000/minute",
+                                    "verifications per client network"),
+    "verifications_number": _limit("CALLMARK_RATE_LIMIT_VERIFICATIONS_NUMBER", "3/hour;6/day", "5000/minute",
+                                   "verifications per destination number, whichever devices ask"),
+    "verifications_country": _limit("CALLMARK_RATE_LIMIT_VERIFICATIONS_COUNTRY", "30/hour;200/day", "5000/minute",
+                                    "verifications per destination country (region), for numbers outside "
+                                    "`CALLMARK_DEFAULT_REGION`: pumping earns from premium ranges abroad; "
+                                    "the service's own country is held by the other limits"),
+    "dnc": _limit("CALLMARK_RATE_LIMIT_DNC", "30/minute;300/day", "5000/minute",
+                  "other Do-Not-Call requests per device token: registering, listing, changing and removing "
+                  "registrations, consents and their withdrawal"),
+    "scrub": _limit("CALLMARK_RATE_LIMIT_SCRUB", "60/minute;5000/day", "5000/minute",
+                    "scrub and receipt requests per `scrub` API key (the numbers scrubbed have "
+                    "`CALLMARK_SCRUB_DAILY_NUMBERS`)"),
 }
 RATE_LIMIT_SETTINGS = {name: limit.env for name, limit in RATE_LIMITS.items()}  # limit name -> its variable
 RATE_LIMIT_DEFAULTS = {profile: {name: getattr(limit.default, profile) for name, limit in RATE_LIMITS.items()}

@@ -9,7 +9,7 @@ from .. import logs
 from ..config import Config
 from ..run import cli  # the operator commands, `flask --app app …`
 from ..service import open_keyring, open_store
-from . import admin, api, errors, observability, openapi, ratelimit, sync_api
+from . import admin, api, dnc_api, errors, observability, openapi, ratelimit, sync_api
 
 
 def _limiter_storage(config: Config, client) -> str:
@@ -41,6 +41,7 @@ def create_app(config: Config | None = None) -> Flask:
     observability.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(sync_api.bp)
+    app.register_blueprint(dnc_api.bp)
     app.register_blueprint(admin.bp)
     openapi.init_app(app)
     ratelimit.init_app(app, _limiter_storage(config, store.redis))

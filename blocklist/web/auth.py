@@ -1,5 +1,5 @@
-"""Bearer authentication: device tokens for phones, API keys for vendors and operators, the
-scraper's token; and each kind as a route declares it (`Auth`, blocklist/web/routes.py)."""
+"""Bearer authentication: device tokens for phones, API keys for vendors, telemarketers and
+operators, the scraper's token; and each kind as a route declares it (`Auth`, blocklist/web/routes.py)."""
 from __future__ import annotations
 
 import hmac
@@ -98,11 +98,13 @@ class Auth:
 
 # The OpenAPI security schemes (all bearer tokens) the requirements below name.
 SCHEMES = {"device": "device token from POST /v1/devices", "feed_key": "API key, scope feed or admin",
-           "admin_key": "API key, scope admin", "metrics_token": "CALLMARK_METRICS_TOKEN, when it is set"}
+           "admin_key": "API key, scope admin", "scrub_key": "API key, scope scrub or admin",
+           "metrics_token": "CALLMARK_METRICS_TOKEN, when it is set"}
 
 DEVICE = Auth(device_required, ({"device": []},), (401,))
 DEVICE_OR_KEY = Auth(device_or_key_required, ({"device": []}, {"feed_key": []}), (401, 403))
 FEED_KEY = Auth(key_required("feed"), ({"feed_key": []},), (401, 403))
 ADMIN_KEY = Auth(key_required("admin"), ({"admin_key": []},), (401, 403))
+SCRUB_KEY = Auth(key_required("scrub"), ({"scrub_key": []},), (401, 403))  # the organisation is the key's name
 # The token is optional ({} needs none), so its 401 is among the route's own errors.
 SCRAPER = Auth(scraper_required, ({}, {"metrics_token": []}), ())

@@ -13,8 +13,9 @@ which queues the very call `limits` makes for a fixed-window hit (its script, it
 beside the read. A request that ends before that (a 4xx) is counted after it, the usual way.
 
 A route may be guarded by several limits, each counting someone else: the device token,
-the client address, the client's network (CALLMARK_NETWORK_PREFIX_V4/_V6), a fresh device.
-Counters name addresses and networks, like tokens, by keyed hash only: a key's TTL tells
+the client address, the client's network (CALLMARK_NETWORK_PREFIX_V4/_V6), a fresh device,
+the number a Do-Not-Call code is sent to and its country (the guard against SMS pumping).
+Counters name addresses, networks and numbers, like tokens, by keyed hash only: a key's TTL tells
 when its window started, and in clear it would tie an address to the device registered then.
 
 A batch of reports (counting=PER_ITEM) spends the report budget per valid item (`admit`):
@@ -30,6 +31,7 @@ import time
 import logging
 from typing import Any, Callable, Optional
 
+import phonenumbers
 import redis
 from flask import Flask, current_app, g, request
 from flask_limiter import Limiter
@@ -38,9 +40,9 @@ from limits.storage import RedisStorage
 from limits.strategies import FixedWindowRateLimiter
 from werkzeug.exceptions import TooManyRequests
 
-from .. import devices, trust
+from .. import devices, numbers, trust
 from ..apikeys import KEY_TEXT_PREFIX
-from ..errors import Unauthorized
+from ..errors import CallMarkError, Unauthorized
 from ..keyed import keyed
 from ..keys import PREFIX
 from .auth import bearer_token
@@ -80,8 +82,8 @@ def _device_network() -> Optional[str]:
     return None if _by_api_key() else _network()
 
 
-def _fresh_device() -> Optional[str]:
-    """The caller while its device is younger than CALLMARK_FRESH_DEVICE_DAYS, else None."""
+def _device() -> Optional[devices.Device]:
+    """The caller's device, or None when the request carries no valid device token."""
     device = g.get("device")
     token = bearer_token()
     if device is None and token and not _by_api_key():
@@ -89,10 +91,53 @@ def _fresh_device() -> Optional[str]:
             device = devices.authenticate(current_app.extensions["callmark"], token)
         except Unauthorized:
             return None
+    return device
+
+
+def _fresh_device() -> Optional[str]:
+    """The caller while its device is younger than CALLMARK_FRESH_DEVICE_DAYS, else None."""
+    device = _device()
     if device is None:
         return None
     store = current_app.extensions["callmark"]
     return _caller() if store.clock() - device.created < store.config.fresh_device_days * 86400 else None
+
+
+def _destination() -> Optional[str]:
+    """The E.164 number a verification's body asks a code for, once a device asks (a request that
+    names none, or no device, spends no destination's budget: the route refuses it)."""
+    if "callmark_destination" not in g:
+        g.callmark_destination = None
+        body = request.get_json(silent=True) if _device() is not None else None
+        if isinstance(body, dict) and isinstance(body.get("number"), str):
+            region = body.get("region")
+            store = current_app.extensions["callmark"]
+            try:
+                g.callmark_destination = numbers.normalize(
+                    body["number"], region if isinstance(region, str) else store.config.default_region)
+            except CallMarkError:
+                pass
+    return g.callmark_destination
+
+
+def _destination_number() -> Optional[str]:
+    """The destination number, keyed-hashed: SMS pumping rotates devices, never the numbers it earns from."""
+    number = _destination()
+    return None if number is None else "dest:" + _keyed("ratelimit-destination", number)
+
+
+def _destination_country() -> Optional[str]:
+    """The destination's country (its region, or its calling code for a non-geographic number),
+    for numbers outside the default region: premium ranges abroad are what SMS pumping earns from."""
+    number = _destination()
+    if number is None:
+        return None
+    parsed = phonenumbers.parse(number)
+    region = phonenumbers.region_code_for_number(parsed)
+    if region == current_app.extensions["callmark"].config.default_region:
+        return None
+    return "country:" + (region if region and region != phonenumbers.UNKNOWN_REGION and region != "001"
+                         else f"+{parsed.country_code}")
 
 
 # The limit classes a route declares (blocklist/web/routes.py), each (limit name, whose requests
@@ -104,7 +149,12 @@ DISPUTES: Limits = (("disputes", _caller), ("disputes_network", _network))
 CALLS: Limits = (("calls", _caller),)
 LOOKUPS: Limits = (("lookups", _caller), ("lookups_network", _device_network), ("lookups_fresh", _fresh_device))
 FEED: Limits = (("feed", _caller),)
-CLASSES = (REGISTRATION, REPORTS, ERASURE, DISPUTES, CALLS, LOOKUPS, FEED)
+# In this order: a request the device's own budget refuses spends no destination's.
+VERIFICATIONS: Limits = (("verifications", _caller), ("verifications_network", _network),
+                         ("verifications_number", _destination_number), ("verifications_country", _destination_country))
+DNC: Limits = (("dnc", _caller),)
+SCRUB: Limits = (("scrub", _caller),)
+CLASSES = (REGISTRATION, REPORTS, ERASURE, DISPUTES, CALLS, LOOKUPS, FEED, VERIFICATIONS, DNC, SCRUB)
 
 Counters = list[tuple[str, str]]  # (limit name, whose requests count)
 

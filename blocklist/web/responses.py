@@ -230,3 +230,85 @@ class SigningKeysSchema(Schema):
         "description": "signed retirement statements, oldest first (docs/PROTOCOL.md section 5)"})
     revoked = fields.List(fields.Dict(), required=True, metadata={
         "description": "signed revocation statements, oldest first: refuse anything the named key signed"})
+
+
+# --- Do-Not-Call --------------------------------------------------------------------------
+
+class VerificationSchema(Schema):
+    verification_id = fields.String(required=True, metadata={"description": "send it with the code to register"})
+    expires_at = fields.String(required=True, metadata={"description": "the code's expiry (10 minutes)"})
+
+
+class AcceptWindowShownSchema(Schema):
+    days = fields.List(fields.String(), required=True)
+    from_ = fields.String(data_key="from", required=True)
+    to = fields.String(required=True)
+    categories = fields.List(fields.String(), required=True)
+
+
+class DncPreferencesSchema(Schema):
+    refuse = fields.Raw(required=True, metadata={"description": '"all", or the refused marketing tags'})
+    accept_windows = fields.List(fields.Nested(AcceptWindowShownSchema))
+
+
+class RegistrationSchema(Schema):
+    number = fields.String(required=True, metadata={"description": "E.164"})
+    registered_at = fields.String(required=True)
+    effective_at = fields.String(required=True, metadata={
+        "description": "from when a call to the number counts as a violation (CALLMARK_DNC_GRACE_DAYS); "
+                       "the scrub respects it at once"})
+    expires_at = fields.String(required=True, metadata={"description": "unless the number is verified again"})
+    preferences = fields.Nested(DncPreferencesSchema, required=True)
+
+
+class RegistrationsSchema(Schema):
+    registrations = fields.List(fields.Nested(RegistrationSchema), required=True)
+
+
+class RegistrationRemovedSchema(Schema):
+    number = fields.String(required=True)
+    removed = fields.Boolean(required=True)
+
+
+class ConsentSchema(Schema):
+    consent_id = fields.String(required=True)
+    number = fields.String(required=True)
+    organization = fields.String(required=True)
+    categories = fields.List(fields.String(), required=True)
+    created_at = fields.String(required=True)
+
+
+class ConsentWithdrawnSchema(Schema):
+    consent_id = fields.String(required=True)
+    withdrawn = fields.Boolean(required=True)
+
+
+SCRUB_REASONS = ["registered", "category", "outside_window", "consent", "invalid_number", ""]
+
+
+class ScrubItemSchema(Schema):
+    number = fields.String(required=True, metadata={"description": "E.164, or the input as given when invalid"})
+    callable = fields.Boolean(required=True)
+    reason = fields.String(required=True, validate=validate.OneOf(SCRUB_REASONS), metadata={
+        "description": "registered, category or outside_window: not callable; consent: callable by consent; "
+                       "invalid_number; empty: callable, not registered"})
+
+
+class ScrubResultSchema(Schema):
+    results = fields.List(fields.Nested(ScrubItemSchema), required=True)
+    receipt_id = fields.String(required=True)
+
+
+class ReceiptSchema(Schema):
+    receipt_id = fields.String(required=True)
+    organization = fields.String(required=True)
+    at = fields.String(required=True, metadata={"description": "when the scrub was made"})
+    category = fields.String(required=True)
+    count = fields.Integer(required=True)
+    callable = fields.Integer(required=True)
+    sha256 = fields.String(required=True, metadata={
+        "description": "hex SHA-256 of the submitted numbers, each E.164 (or as given when invalid), joined by \\n"})
+
+
+class ReceiptsSchema(Schema):
+    receipts = fields.List(fields.Nested(ReceiptSchema), required=True, metadata={"description": "newest first"})

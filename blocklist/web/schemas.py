@@ -1,10 +1,13 @@
 """Request bodies, validated with marshmallow; every unknown field is refused."""
 from __future__ import annotations
 
+import re
+from datetime import datetime
+
 import phonenumbers
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from .. import numbers, tags
+from .. import apikeys, dnc, numbers, tags
 
 MAX_BATCH = 500  # reports per batch request
 # Every region phonenumbers knows, in upper or lower case: the OpenAPI document lists them all.
@@ -128,3 +131,132 @@ class ResolveSchema(Strict):
 class AuditQuerySchema(Strict):
     number = fields.String()
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+# --- Do-Not-Call --------------------------------------------------------------------------
+
+HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"  # a time of day in the number's time zone, 00:00 to 23:59 ...
+HHMM_END = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"  # ... and 24:00 for the end of a day
+MAX_SCRUB_JSON = 10_000  # numbers per JSON scrub; larger lists go as text/csv
+MAX_SCRUB_TEXT = 100  # characters of one submitted number: anything longer is no number, and is refused
+_MARKETING = validate.OneOf(dnc.MARKETING, error="{input!r} is not a marketing tag; marketing tags: {choices}")
+
+
+def _marketing_tags(**kwargs) -> fields.List:
+    """Marketing tag codes, at least one."""
+    return fields.List(fields.String(validate=_MARKETING), validate=validate.Length(min=1, max=len(dnc.MARKETING)),
+                       **kwargs)
+
+
+class Refusal(fields.Field):
+    """`"all"`, or a list of marketing tag codes: fraud, debt collection and harassment are never
+    callable, so they cannot be refused."""
+
+    def __init__(self, **kwargs):
+        tags_ = {"type": "string", "enum": list(dnc.MARKETING)}
+        super().__init__(metadata={"oneOf": [{"type": "string", "enum": ["all"]},
+                                             {"type": "array", "items": tags_, "minItems": 1,
+                                              "maxItems": len(dnc.MARKETING)}]}, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if value == "all":
+            return value
+        if not isinstance(value, list) or not value:
+            raise ValidationError('refuse is "all" or a list of marketing tags')
+        if len(value) > len(dnc.MARKETING):
+            raise ValidationError(f"at most {len(dnc.MARKETING)} tags")
+        for tag in value:
+            if tag not in dnc.MARKETING:  # a non-string is no tag either
+                known = isinstance(tag, str) and tag in tags.BY_CODE
+                raise ValidationError(f"{tag!r} is not a marketing tag ("
+                                      + ("never callable, so never refused" if known else "no such tag")
+                                      + "); marketing tags: " + ", ".join(dnc.MARKETING))
+        return value
+
+
+class AcceptWindowSchema(Strict):
+    days = fields.List(fields.String(validate=validate.OneOf(dnc.DAYS)), required=True,
+                       validate=validate.Length(min=1, max=len(dnc.DAYS)))
+    from_ = fields.String(data_key="from", attribute="from", required=True,
+                          validate=FullMatch(HHMM, error="HH:MM, 00:00 to 23:59"),
+                          metadata={"description": "local time of the number; a window whose `to` is not later "
+                                                   "ends the next day"})
+    to = fields.String(required=True, validate=FullMatch(HHMM_END, error="HH:MM, 00:00 to 24:00"))
+    categories = fields.List(fields.String(validate=_MARKETING), validate=validate.Length(max=len(dnc.MARKETING)),
+                             metadata={"description": "the refused categories callable inside the window; "
+                                                      "none or empty: every one"})
+
+
+class PreferencesSchema(Strict):
+    refuse = Refusal(required=True)
+    accept_windows = fields.List(fields.Nested(AcceptWindowSchema), validate=validate.Length(max=dnc.MAX_WINDOWS))
+
+
+class VerificationRequestSchema(Strict):
+    number = fields.String(required=True)
+    region = _region()
+
+
+class RegistrationRequestSchema(Strict):
+    verification_id = fields.String(required=True, validate=FullMatch(r"^[A-Za-z0-9_-]{1,64}$",
+                                                                      error="the id POST /v1/dnc/verifications gave"))
+    code = fields.String(required=True, validate=FullMatch(rf"^[0-9]{{{dnc.CODE_DIGITS}}}$",
+                                                           error=f"the {dnc.CODE_DIGITS} digits sent by SMS"))
+    preferences = fields.Nested(PreferencesSchema, required=True)
+
+
+class PreferencesUpdateSchema(Strict):
+    preferences = fields.Nested(PreferencesSchema, required=True)
+
+
+class ConsentRequestSchema(Strict):
+    number = fields.String(required=True, metadata={"description": "a number this device registered"})
+    region = _region()
+    organization = fields.String(required=True, validate=FullMatch(apikeys.NAME_PATTERN, error="a scrub key's name"),
+                                 metadata={"description": "the name of the organisation's `scrub` API key"})
+    categories = _marketing_tags(required=True)
+
+
+# An ISO 8601 time with its offset, 1970 to 2099 (what the windows and receipts can place), as
+# a pattern that only real dates match (29 February aside: taken, though the pattern leaves it out).
+CALL_AT = (r"^(19[7-9][0-9]|20[0-9]{2})-((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)"
+           r"|(0[13578]|1[02])-31|02-29)T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?"
+           r"(Z|[+-](0[0-9]|1[0-4]):[0-5][0-9])$")
+
+
+class CallTime(fields.String):
+    """When the calls of a scrub will be made, as unix seconds."""
+
+    check = FullMatch(CALL_AT, error="an ISO 8601 time with its offset (Z or +08:00), 1970 to 2099")
+
+    def __init__(self, **kwargs):
+        super().__init__(metadata={"pattern": CALL_AT, "description": "when the calls will be made (ISO 8601 "
+                                                                      "with an offset); default now"}, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs) -> float:
+        text = self.check(super()._deserialize(value, attr, data, **kwargs))  # fromisoformat would guess at more
+        try:
+            return datetime.fromisoformat(text).timestamp()
+        except ValueError:  # 29 February of a year that has none
+            raise ValidationError(f"{text[:10]} is no day") from None
+
+
+UNPAIRED_SURROGATE = re.compile(r"[\ud800-\udfff]")  # JSON can carry them; no answer can encode them
+
+
+def _text_only(value: str) -> None:
+    if UNPAIRED_SURROGATE.search(value):
+        raise ValidationError("a lone surrogate is no Unicode text")
+
+
+class ScrubQuerySchema(Strict):
+    category = fields.String(validate=_MARKETING, metadata={"description": "required with a text/csv body"})
+    call_at = CallTime()
+
+
+class ScrubRequestSchema(Strict):
+    category = fields.String(required=True, validate=_MARKETING)
+    call_at = CallTime()
+    # Each number is scrubbed on its own: one that is no phone number answers invalid_number.
+    numbers = fields.List(fields.String(validate=[validate.Length(max=MAX_SCRUB_TEXT), _text_only]), required=True,
+                          validate=validate.Length(min=1, max=MAX_SCRUB_JSON))
