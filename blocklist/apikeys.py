@@ -1,4 +1,5 @@
-"""API keys for app vendors (scope `feed`) and operators (scope `admin`).
+"""API keys for app vendors (scope `feed`), telemarketers scrubbing their lists against the
+Do-Not-Call registry (scope `scrub`) and operators (scope `admin`).
 
 A key is shown once, when it is created; Redis keeps only a keyed hash of it.
 """
@@ -15,7 +16,7 @@ from .errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFaile
 from .keyed import keyed
 from .store import Store
 
-SCOPES = ("feed", "admin")  # admin may do everything feed may
+SCOPES = ("feed", "scrub", "admin")  # admin may do everything feed and scrub may
 KEY_TEXT_PREFIX = "cmk_"  # tells an API key from a device token at a glance
 KEY_SECRET_BYTES = 32
 LAST_USED_EVERY = 60.0  # seconds: a key's last-used time is written at most this often per process
