@@ -6,7 +6,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from . import trust
+from . import dnc, trust
 from .errors import Unauthorized
 from .keyed import keyed, voter_field  # noqa: F401 (voter_field: callers say devices.voter_field)
 from .reputation import withdraw_votes
@@ -67,7 +67,8 @@ def authenticate(store: Store, token: str | None, cached: bool = True) -> Device
 
 
 def erase(store: Store, device_id: str) -> int:
-    """Forget a device: its votes leave every number (with change-log entries), its token dies.
+    """Forget a device: its votes leave every number (with change-log entries), its token dies,
+    its Do-Not-Call registrations and consents go.
 
     Returns how many votes were withdrawn. Once its record is gone no write of the device is
     admitted (`admit_votes`); a vote admitted before and still in flight is refused by the
@@ -81,6 +82,7 @@ def erase(store: Store, device_id: str) -> int:
                                   for bucket in range(store.config.buckets)])
     withdrawn = withdraw_votes(store, numbers, voter)
     trust.forget(store, device_id)
+    dnc.erase_device(store, device_id)
     store.redis.delete(keys.device_votes(device_id))
     store.auth_cache.clear()
     return withdrawn

@@ -115,3 +115,27 @@ class SmsFailed(Unavailable):
     """The SMS gateway refused the message or did not answer after the retries."""
 
     code = "sms_failed"
+
+
+class VerificationFailed(CallMarkError):
+    """A Do-Not-Call verification code that is wrong, expired, used up, or of no known verification."""
+
+    code = "verification_failed"
+
+
+class NotRegistered(NotFound):
+    """The device has no Do-Not-Call registration of this number."""
+
+    code = "not_registered"
+
+
+class UnknownConsent(NotFound):
+    """The device has no consent with this id."""
+
+    code = "unknown_consent"
+
+
+class QuotaExceeded(CallMarkError):
+    """A scrub past the key's daily quota of numbers (CALLMARK_SCRUB_DAILY_NUMBERS); nothing was scrubbed."""
+
+    code = "quota_exceeded"

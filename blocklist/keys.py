@@ -198,6 +198,41 @@ class Keys:
         revocations; blocklist/keyring.py)."""
         return f"{PREFIX}:signing:endorsements"
 
+    # Do-Not-Call (blocklist/dnc.py, docs/STORAGE.md "Do-Not-Call registry"): a registration is
+    # named by a keyed hash of its number; the hashes of one group share the group's hash tag,
+    # so a registration, its windows and its consents change in one script on a cluster too.
+    def dnc_registrations(self, group: int, bucket: int) -> str:
+        """Hash: the Do-Not-Call registrations whose keyed number hash starts with the bucket's 14 bits: the next 42 bits (6 characters) -> the packed record (docs/STORAGE.md)."""
+        return f"{PREFIX}:dnc:r:{{r{group}}}:{bucket}"
+
+    def dnc_windows(self, group: int) -> str:
+        """Hash: the accept windows of the group's registrations that have any: `<bucket>.<field hex>` -> the windows."""
+        return f"{PREFIX}:dnc:w:{{r{group}}}"
+
+    def dnc_consents(self, group: int) -> str:
+        """Hash: consents of the group's registrations to one organisation's calls: `<bucket>.<field hex>.<keyed organisation hash>` -> device, categories, date, consent id."""
+        return f"{PREFIX}:dnc:c:{{r{group}}}"
+
+    def dnc_zones(self) -> str:
+        """Hash: the time zones of registered numbers: name -> index, `#<index>` -> name; an index never changes."""
+        return f"{PREFIX}:dnc:zones"
+
+    def dnc_verification(self, verification_id: str) -> str:
+        """Hash: a pending Do-Not-Call verification (device, keyed hash of the code, attempts left, the number AES-GCM encrypted, its region and time zone); expires after 10 minutes."""
+        return f"{PREFIX}:dnc:v:{verification_id}"
+
+    def dnc_device(self, device_id: str) -> str:
+        """Hash: a device's Do-Not-Call registrations and consents, each number AES-GCM encrypted, so that the device can list them; deleted with the device."""
+        return f"{PREFIX}:dnc:dev:{{d{device_id}}}"
+
+    def dnc_quota(self, organization: str, day: int) -> str:
+        """Counter: the numbers a scrub key scrubbed on one day (days since 1970); kept two days."""
+        return f"{PREFIX}:dnc:quota:{organization}:{day}"
+
+    def dnc_receipts(self, organization: str) -> str:
+        """Stream: a scrub key's receipts (time, category, count, callable, sha256 of the list), the latest 10,000."""
+        return f"{PREFIX}:dnc:receipts:{organization}"
+
 
 # Not key families: scan patterns, helpers, and another way to name a family listed above.
 NOT_FAMILIES = {"bucket_of", "number_of", "number_pattern", "prefix_index_pattern", "report_id_pattern",

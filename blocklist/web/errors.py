@@ -22,6 +22,7 @@ STATUS: dict[type, int] = {
     errors.Gone: 410,
     errors.NotReady: 503,
     errors.Unavailable: 503,
+    errors.QuotaExceeded: 429,
 }
 
 log = logging.getLogger(__name__)
