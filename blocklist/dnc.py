@@ -761,10 +761,11 @@ def quota_used(store: Store, organization: str) -> int:
 
 
 def write_receipt(store: Store, organization: str, category: str, at: float, count: int,
-                  callable_count: int, sha256: str) -> dict:
+                  callable_count: int, sha256: str, receipt_id: str | None = None) -> dict:
     """Keep the record of one scrub at `at`; `sha256` is over the submitted numbers' E.164 forms
-    joined by newlines (invalid lines as given)."""
-    fields = {"i": secrets.token_hex(8), "t": int(at), "k": category, "n": count, "c": callable_count, "s": sha256}
+    joined by newlines (invalid lines as given). `receipt_id`: the id, when it was announced
+    before the scrub ended (a streamed answer); else a new one."""
+    fields = {"i": receipt_id or secrets.token_hex(8), "t": int(at), "k": category, "n": count, "c": callable_count, "s": sha256}
     store.redis.xadd(store.keys.dnc_receipts(organization), fields, maxlen=RECEIPTS_KEPT, approximate=True)
     return _receipt(organization, {key: str(value) for key, value in fields.items()})
 
