@@ -36,6 +36,8 @@ class TagSchema(Schema):
     name_zh = fields.String(required=True)
     kind = fields.String(required=True, validate=validate.OneOf(["spam", "info", "safe"]))
     severity = fields.Integer(required=True, metadata={"description": "0 is the most severe"})
+    marketing = fields.Boolean(required=True, metadata={"description": "a marketing category: Do-Not-Call "
+                                                                       "registrations may refuse it"})
 
 
 class TagsSchema(Schema):
