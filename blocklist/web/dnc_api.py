@@ -236,7 +236,10 @@ def _scrub_csv(store: Store, organization: str) -> Response:
                "daily quota is charged for every number first; past it, 429 and nothing is scrubbed", 200,
                content={"application/json": {"schema": r.ScrubResultSchema},
                         "text/csv": {"schema": {"type": "string"}}},
-               request=ScrubRequestSchema, query=ScrubQuerySchema, errors=(400, 413, 429), tags=("do-not-call",)))
+               request=ScrubRequestSchema, query=ScrubQuerySchema, errors=(400, 413, 429), tags=("do-not-call",),
+               request_content={"text/csv": {"schema": {
+                   "type": "string", "pattern": r"^\S[^\n]{0,255}(\n[^\n]{0,256})*$",
+                   "description": "one number per line: up to 1,000,000 lines of up to 256 bytes, the first not blank"}}}))
 def scrub():
     store, organization = _store(), g.api_key.name
     if request.mimetype == "text/csv":

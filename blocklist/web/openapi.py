@@ -44,7 +44,8 @@ def _operation(declared: Route) -> dict:
     if auth:
         op["security"] = list(auth.security)
     if doc.request:
-        op["requestBody"] = {"required": doc.body_required, "content": _json(doc.request)}
+        op["requestBody"] = {"required": doc.body_required,
+                             "content": {**_json(doc.request), **(doc.request_content or {})}}
     if doc.query:
         op["parameters"] = [{"in": "query", "schema": doc.query}]
     return op

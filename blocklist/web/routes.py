@@ -31,6 +31,7 @@ class Doc:
     errors: tuple[int, ...] = ()  # beside 503, 415 for a JSON body, 404 for a path variable and the auth's
     tags: tuple[str, ...] = ()
     request: Any = None  # the JSON body's schema
+    request_content: Optional[dict] = None  # other media types the body may take, beside JSON
     body_required: bool = True
     query: Any = None  # the query's schema
     parameters: tuple[dict, ...] = ()  # the path's parameters: each path variable, and hand-written query ones

@@ -218,10 +218,10 @@ class ConsentRequestSchema(Strict):
 
 
 # An ISO 8601 time with its offset, 1970 to 2099 (what the windows and receipts can place), as
-# a pattern that only real dates match (29 February aside: taken, though the pattern leaves it out).
-CALL_AT = (r"^(19[7-9][0-9]|20[0-9]{2})-((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)"
-           r"|(0[13578]|1[02])-31|02-29)T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?"
-           r"(Z|[+-](0[0-9]|1[0-4]):[0-5][0-9])$")
+# a pattern that only real dates match: 29 February only in the leap years.
+CALL_AT = (r"^((19[7-9][0-9]|20[0-9]{2})-((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)"
+           r"|(0[13578]|1[02])-31)|(19[79][26]|198[048]|20[02468][048]|20[13579][26])-02-29)"
+           r"T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-](0[0-9]|1[0-4]):[0-5][0-9])$")
 
 
 class CallTime(fields.String):
