@@ -37,7 +37,7 @@ from phonenumbers import timezone as phone_timezones
 
 from sync.signing import iso
 
-from . import tags
+from . import dnc_stats, tags
 from .errors import (InvalidNumber, NotRegistered, Unauthorized, UnknownConsent, ValidationFailed,
                      VerificationFailed)
 from .keyed import keyed
@@ -452,6 +452,7 @@ def register(store: Store, device: _Device, verification_id: str, code: str, pre
         registered = current.registered if current is not None and current.live(store, now) else now
         record = Record(prefs | (WINDOWS_FLAG if windows else 0), region, zone_index, registered, now, tag)
         if _cas(store, where, raw, record.pack(), _windows_text(windows)):
+            dnc_stats.registered(store, current if current is not None and current.live(store, now) else None, record)
             return _answer(store, number, record, windows)
 
 
@@ -494,14 +495,16 @@ def update(store: Store, device_id: str, number: str, preferences: Any) -> dict:
         new = Record(prefs | (WINDOWS_FLAG if windows else 0), record.region, record.zone, record.registered,
                      record.verified, record.device)
         if _cas(store, where, raw, new.pack(), _windows_text(windows)):
+            dnc_stats.updated(store, record, new)
             return _answer(store, number, new, windows)
 
 
 def remove(store: Store, device_id: str, number: str) -> None:
     """Remove the device's registration of `number`, its windows and the device's consents for it."""
     while True:
-        where, raw, _ = _owned(store, device_id, number)
+        where, raw, old = _owned(store, device_id, number)
         if _cas(store, where, raw, None, ""):
+            dnc_stats.removed(store, old)
             break
     device_key = store.keys.dnc_device(device_id)
     for field, value in _device_records(store, device_id).items():
@@ -593,7 +596,10 @@ def erase_device(store: Store, device_id: str) -> None:
             where = _place_of_name(field[1:])
             while True:
                 raw, record = _read(store, where)
-                if record is None or record.device != tag or _cas(store, where, raw, None, ""):
+                if record is None or record.device != tag:
+                    break
+                if _cas(store, where, raw, None, ""):
+                    dnc_stats.removed(store, record)
                     break
     store.redis.delete(device_key)
 
@@ -766,7 +772,9 @@ def write_receipt(store: Store, organization: str, category: str, at: float, cou
     joined by newlines (invalid lines as given). `receipt_id`: the id, when it was announced
     before the scrub ended (a streamed answer); else a new one."""
     fields = {"i": receipt_id or secrets.token_hex(8), "t": int(at), "k": category, "n": count, "c": callable_count, "s": sha256}
-    store.redis.xadd(store.keys.dnc_receipts(organization), fields, maxlen=RECEIPTS_KEPT, approximate=True)
+    store.pipelined(lambda pipe: [  # the receipt and the day's scrub counts in one round trip
+        pipe.xadd(store.keys.dnc_receipts(organization), fields, maxlen=RECEIPTS_KEPT, approximate=True),
+        dnc_stats.note_scrub(store, pipe, at, count, callable_count)])
     return _receipt(organization, {key: str(value) for key, value in fields.items()})
 
 

@@ -237,19 +237,19 @@ class Keys:
     # tag for all of them, so the daily settling of expiries is one transaction on a cluster.
     def dnc_stats_day(self, day: int) -> str:
         """Hash: the Do-Not-Call counts of one day (days since 1970): registrations `new`, `renewed`, `moved`, `updated`, `removed`, `expired` (also `new:<region>`, `removed:<region>`, `expired:<region>`), `scrubs`, `scrubbed`, `callable`, `v:<category>` violations; kept 400 days."""
-        return f"{PREFIX}:dnc:stats:{{dncstats}}:day:{day}"
+        return f"{PREFIX}:dncstats:{{dncstats}}:day:{day}"
 
     def dnc_stats_live(self) -> str:
         """Hash: the live Do-Not-Call registrations counted: `n`, `windows`, `refuse:<category>`, `region:<region>` (expiries are subtracted once their day is over)."""
-        return f"{PREFIX}:dnc:stats:{{dncstats}}:live"
+        return f"{PREFIX}:dncstats:{{dncstats}}:live"
 
     def dnc_stats_expiring(self, day: int) -> str:
         """Hash: the counts (as in the live hash) of the registrations whose expiry falls on one day (days since 1970); subtracted from the live counts and deleted once that day is over."""
-        return f"{PREFIX}:dnc:stats:{{dncstats}}:exp:{day}"
+        return f"{PREFIX}:dncstats:{{dncstats}}:exp:{day}"
 
     def dnc_stats_settled(self) -> str:
         """String: the last day (days since 1970) whose expiries the live Do-Not-Call counts have subtracted."""
-        return f"{PREFIX}:dnc:stats:{{dncstats}}:settled"
+        return f"{PREFIX}:dncstats:{{dncstats}}:settled"
 
 
 # Not key families: scan patterns, helpers, and another way to name a family listed above.

@@ -52,6 +52,7 @@ NOT_IN_THE_DOCUMENT = {
 BEYOND_A_SCHEMA = {
     "GET /v1/feed",  # a cursor is opaque: only the server's own are valid
     "GET /v1/stats",  # from and to are calendar dates, from <= to, a bounded period apart
+    "GET /v1/dnc/stats",  # the same period as GET /v1/stats
     "POST /v1/dnc/scrub",  # category is a required query parameter with a text/csv body only: no document says so
 }
 

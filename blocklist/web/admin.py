@@ -17,7 +17,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, make_response, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
-from .. import apikeys, moderation, stats
+from .. import apikeys, dnc_stats, moderation, stats, tags
 from ..errors import CallMarkError, Forbidden, Unauthorized, ValidationFailed
 from ..keyed import keyed
 from .schemas import ResolveSchema
@@ -168,12 +168,19 @@ def dashboard():
     except ValidationFailed as exc:
         error = f"{exc.message}; showing the default period instead."
         summary = stats.summary(store)
+    dnc = dnc_stats.summary(store, summary["from"], summary["to"])
     flash = g.admin.get("flash")
     if flash:
         store.redis.hdel(store.keys.admin_session(g.admin["id"]), "flash")
     html = render_template("admin/dashboard.html", s=summary, error=error, flash=flash, admin=g.admin,
                            days=day_bars(summary["reports_per_day"]), shares=share_bars(summary["tag_shares"]),
-                           day_chart=DAY_CHART, share_chart=SHARE_CHART)
+                           day_chart=DAY_CHART, share_chart=SHARE_CHART, dnc=dnc,
+                           dnc_new=day_bars(dnc["per_day"], "new"), dnc_scrubbed=day_bars(dnc["per_day"], "numbers_scrubbed"),
+                           dnc_refusals=share_bars(dnc["refusals"] + [{
+                               "category": "accept_windows", "name_en": "With accept windows", "name_zh": "设有接听时段",
+                               **dnc["accept_windows"]}]),
+                           dnc_violations=share_bars(violation_shares(dnc["violations"])),
+                           dnc_callable=percent(dnc["callable_share"]))
     return make_response(html, 400 if error else 200)
 
 
@@ -196,17 +203,27 @@ def resolve_dispute(dispute_id: str):
     return redirect(url_for("admin.dashboard", **period), 303)
 
 
-def day_bars(per_day: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Geometry of the reports-per-day bar chart: one bar per day, scaled to the busiest."""
+def day_bars(per_day: list[dict[str, Any]], field: str = "reports") -> list[dict[str, Any]]:
+    """Geometry of a per-day bar chart of `field` (reports by default): one bar per day, scaled
+    to the busiest; each bar's figure is also its `value`."""
     width, height = DAY_CHART
-    peak = max((d["reports"] for d in per_day), default=0) or 1
+    peak = max((d[field] for d in per_day), default=0) or 1
     step = width / max(len(per_day), 1)
     bars = []
     for i, day in enumerate(per_day):
-        h = round(day["reports"] / peak * height, 2)
-        bars.append({**day, "x": round(i * step, 2), "w": round(max(step - 1, 0.5), 2), "y": round(height - h, 2),
-                     "h": h})
+        h = round(day[field] / peak * height, 2)
+        bars.append({**day, "value": day[field], "x": round(i * step, 2), "w": round(max(step - 1, 0.5), 2),
+                     "y": round(height - h, 2), "h": h})
     return bars
+
+
+def violation_shares(violations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The categories with Do-Not-Call violations, as rows of the share chart (share of all)."""
+    total = sum(v["violations"] for v in violations)
+    return sorted(({**v, "name_en": tags.BY_CODE[v["category"]].name_en if v["category"] in tags.BY_CODE
+                    else v["category"], "name_zh": tags.BY_CODE[v["category"]].name_zh
+                    if v["category"] in tags.BY_CODE else "", "share": v["violations"] / total}
+                   for v in violations if v["violations"]), key=lambda v: -v["violations"])
 
 
 def share_bars(shares: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -25,16 +25,16 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from sync.signing import iso
 
-from .. import dnc, sms
+from .. import dnc, dnc_stats, sms
 from ..errors import QuotaExceeded, ValidationFailed
 from ..store import Store
 from . import responses as r
 from .api import NUMBER, _json_body, _number, _store
-from .auth import DEVICE, SCRUB_KEY
+from .auth import ADMIN_KEY, DEVICE, SCRUB_KEY
 from .ratelimit import DNC, SCRUB, VERIFICATIONS
 from .routes import Doc, route
 from .schemas import (ConsentRequestSchema, NumberQuerySchema, PreferencesUpdateSchema, RegistrationRequestSchema,
-                      ScrubQuerySchema, ScrubRequestSchema, VerificationRequestSchema)
+                      ScrubQuerySchema, ScrubRequestSchema, StatsQuerySchema, VerificationRequestSchema)
 
 bp = Blueprint("dnc", __name__)
 
@@ -261,3 +261,15 @@ def scrub():
                tags=("do-not-call",)))
 def receipts():
     return jsonify(receipts=dnc.receipts(_store(), g.api_key.name))
+
+
+# --- the operator ------------------------------------------------------------------------
+
+@route(bp, "GET", "/v1/dnc/stats", auth=ADMIN_KEY,
+       doc=Doc("Do-Not-Call figures for a period: registrations in total, per day and by region, the share "
+               "refusing each marketing category and with accept windows, scrubs per day, numbers scrubbed and "
+               "the callable share, violations per category", 200, r.DncStatsSchema, query=StatsQuerySchema,
+               errors=(400,), tags=("do-not-call",)))
+def stats():
+    query = StatsQuerySchema().load(request.args)
+    return jsonify(dnc_stats.summary(_store(), query.get("from"), query.get("to")))

@@ -314,3 +314,61 @@ class ReceiptSchema(Schema):
 
 class ReceiptsSchema(Schema):
     receipts = fields.List(fields.Nested(ReceiptSchema), required=True, metadata={"description": "newest first"})
+
+
+class DncDaySchema(Schema):
+    date = fields.String(required=True)
+    new = fields.Integer(required=True, metadata={"description": "registrations of a number not registered (live) before"})
+    renewed = fields.Integer(required=True, metadata={"description": "live registrations verified again by their device"})
+    moved = fields.Integer(required=True, metadata={"description": "live registrations taken over by another device"})
+    updated = fields.Integer(required=True, metadata={"description": "preference changes"})
+    removed = fields.Integer(required=True, metadata={"description": "registrations removed (by the device or with it)"})
+    expired = fields.Integer(required=True, metadata={"description": "registrations that expired unverified (once the day is over)"})
+    scrubs = fields.Integer(required=True)
+    numbers_scrubbed = fields.Integer(required=True)
+    callable = fields.Integer(required=True)
+    violations = fields.Integer(required=True)
+
+
+class DncRegionSchema(Schema):
+    region = fields.String(required=True, metadata={"description": "ISO 3166 region of the numbers; 001 non-geographic"})
+    registrations = fields.Integer(required=True, metadata={"description": "live now"})
+    new = fields.Integer(required=True, metadata={"description": "in the period"})
+    removed = fields.Integer(required=True, metadata={"description": "in the period"})
+    expired = fields.Integer(required=True, metadata={"description": "in the period"})
+
+
+class DncRefusalSchema(Schema):
+    category = fields.String(required=True, metadata={"description": "a marketing tag"})
+    name_en = fields.String(required=True)
+    name_zh = fields.String(required=True)
+    registrations = fields.Integer(required=True, metadata={"description": "live registrations refusing it"})
+    share = fields.Float(required=True, metadata={"description": "of all live registrations, 0 to 1"})
+
+
+class DncWindowsSchema(Schema):
+    registrations = fields.Integer(required=True, metadata={"description": "live registrations with accept windows"})
+    share = fields.Float(required=True, metadata={"description": "of all live registrations, 0 to 1"})
+
+
+class DncViolationsSchema(Schema):
+    category = fields.String(required=True)
+    violations = fields.Integer(required=True, metadata={"description": "in the period"})
+
+
+class DncStatsSchema(Schema):
+    from_ = fields.String(data_key="from", required=True)
+    to = fields.String(required=True)
+    registrations = fields.Integer(required=True, metadata={"description": "live registrations now"})
+    new = fields.Integer(required=True, metadata={"description": "new registrations in the period"})
+    removed = fields.Integer(required=True)
+    expired = fields.Integer(required=True)
+    per_day = fields.List(fields.Nested(DncDaySchema), required=True)
+    by_region = fields.List(fields.Nested(DncRegionSchema), required=True)
+    refusals = fields.List(fields.Nested(DncRefusalSchema), required=True)
+    accept_windows = fields.Nested(DncWindowsSchema, required=True)
+    scrubs = fields.Integer(required=True)
+    numbers_scrubbed = fields.Integer(required=True)
+    callable = fields.Integer(required=True, metadata={"description": "of the numbers scrubbed"})
+    callable_share = fields.Float(required=True, metadata={"description": "callable of numbers scrubbed, 0 to 1"})
+    violations = fields.List(fields.Nested(DncViolationsSchema), required=True)
