@@ -787,3 +787,34 @@ def receipts(store: Store, organization: str) -> list[dict]:
     """The key's receipts, newest first (the latest RECEIPTS_LISTED)."""
     entries = store.redis.xrevrange(store.keys.dnc_receipts(organization), count=RECEIPTS_LISTED)
     return [_receipt(organization, fields) for _, fields in entries]
+
+
+# --- violations (blocklist/violations.py) --------------------------------------------------------
+
+def violated(store: Store, device_id: str, calls: list[tuple[str, str, str | None, float]]) -> list[bool]:
+    """For each marketing call to one of the device's numbers (E.164, marketing tag, the
+    caller's company or None, unix time it rang): whether it broke the registration, which
+    must be the device's, live then and past CALLMARK_DNC_GRACE_DAYS, refuse the category,
+    have no accept window covering the call and no consent of that company. Two pipelined
+    round trips for all the calls; the numbers are only hashed."""
+    if not calls:
+        return []
+    places = [place(store, number) for number, _, _, _ in calls]
+    raws = store.pipelined(lambda pipe: [pipe.hget(store.keys.dnc_registrations(where.group, where.bucket),
+                                                   where.field) for where in places])
+    owner, grace, now = device_tag(store, device_id), store.config.dnc_grace_days * 86400, store.clock()
+    refusing: list[tuple[int, Record, _Query]] = []
+    for i, ((_, category, company, at), raw) in enumerate(zip(calls, raws)):
+        record = Record.unpack(raw) if raw is not None else None
+        if record is not None and record.device == owner and record.live(store, at) \
+                and at >= record.registered + grace and record.refused & _BIT[category]:
+            organization = organization_key(store, company) if company else ""  # "": no consent matches
+            refusing.append((i, record, _Query(organization, _BIT[category], at, now)))
+    out = [False] * len(calls)
+    if refusing:
+        replies = store.pipelined(lambda pipe: [
+            (pipe.hget(store.keys.dnc_consents(places[i].group), f"{places[i].name}.{query.organization}"),
+             pipe.hget(store.keys.dnc_windows(places[i].group), places[i].name)) for i, _, query in refusing])
+        for (i, record, query), consent, windows in zip(refusing, replies[0::2], replies[1::2]):
+            out[i] = not _verdict(store, query, record, windows, consent)[0]
+    return out

@@ -19,7 +19,7 @@ STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 MAX_STREAM_PART = 2**64 - 1
 
 
-def _entry(change: changelog.Change) -> dict:
+def _entry(change: changelog.Change, violations: int) -> dict:
     return {
         "number": change.number,
         "verdict": change.verdict,
@@ -28,6 +28,7 @@ def _entry(change: changelog.Change) -> dict:
         "score": change.score,
         "lists": change.lists,
         "updated_at": reputation.iso_unix(change.updated_at),
+        "dnc_violations": violations,
     }
 
 
@@ -35,7 +36,9 @@ def page(store: Store, cursor: str | None, limit: int) -> dict:
     """`GET /v1/feed`: up to `limit` changes after `cursor`, oldest first."""
     _check_retention(store, _positions(store, cursor))
     changes, next_cursor = changelog.read(store, cursor, limit)
-    return {"changes": [_entry(c) for c in changes], "next_cursor": next_cursor}
+    # Violations are evidence, not a change of verdict: the count is the number's as the page is read.
+    violations = reputation.violations_many(store, [c.number for c in changes])
+    return {"changes": [_entry(c, v) for c, v in zip(changes, violations)], "next_cursor": next_cursor}
 
 
 def _positions(store: Store, cursor: str | None) -> dict[int, str]:

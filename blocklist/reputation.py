@@ -22,6 +22,7 @@ from sync.signing import iso as iso_unix  # RFC 3339 UTC to the second: every ti
 
 from . import lists, tags
 from .config import Config
+from .keyed import VOTER_FIELD_CHARS
 from .store import REPORTER_CREDIT, STATS_DAYS, TOP_MIN_REPORTERS, Store, credit
 
 VERDICTS = ("unknown", "allow", "warn", "block")  # indexed by the scripts' verdict codes
@@ -65,6 +66,8 @@ SCRIPT_CONSTANTS: dict[str, int | str] = {
     "STATE_LABELS": STATE_LABELS,
     "OVERRIDE_ALLOW": OVERRIDE_FLAGS["allow"],
     "OVERRIDE_BLOCK": OVERRIDE_FLAGS["block"],
+    # a longer field is a voter's Do-Not-Call violation flag, g<voter> (docs/STORAGE.md)
+    "VOTER_CHARS": VOTER_FIELD_CHARS,
 }
 
 
@@ -110,6 +113,7 @@ class Vote:
     # FRESH, AGED or STANDING; votes built by operators' tools (imports) count in full
     rank: int = STANDING
     redate: bool = False  # move the voter's vote to `at` even when its tag is the same (imports)
+    violation: bool = False  # the call broke the called number's Do-Not-Call registration (violations.py)
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,7 @@ class Outcome:
     verdict: str
     label: str | None
     changed: bool  # the verdict or label changed and went to the change log
+    new_violation: bool = False  # the vote became a counted Do-Not-Call violation (for the statistics)
 
     @property
     def duplicate(self) -> bool:
@@ -155,8 +160,8 @@ def vote_class(vote: int) -> int:
 
 
 def _outcome(reply: list) -> Outcome:
-    outcome, verdict, label, changed = reply
-    return Outcome(outcome, VERDICTS[int(verdict)], _label(int(label)), bool(int(changed)))
+    outcome, verdict, label, changed, violation = reply
+    return Outcome(outcome, VERDICTS[int(verdict)], _label(int(label)), bool(int(changed)), bool(int(violation)))
 
 
 def _label(index: int) -> str | None:
@@ -173,7 +178,8 @@ class ReportArgs:
     """The ARGV of lua/report.lua: its fields in order are ARGV[1], ARGV[2], ... (the script's
     header names them alike). Every mode sends the first six; `withdraw` adds the voter,
     `reweigh` the voter, weight and rank; `vote` and `redate` send everything; `eval` (the
-    sweep) nothing more. A field a mode does not send keeps its default."""
+    sweep) nothing more. A field a mode does not send keeps its default. The flags (`fresh`,
+    `violation`) come last and go as 0 or 1."""
 
     mode: str  # vote | redate | withdraw | reweigh | eval
     number: str  # E.164
@@ -189,6 +195,7 @@ class ReportArgs:
     network: int = 0  # 16-bit keyed hash of the voter's network; 0 = not recorded
     rank: int = STANDING  # FRESH, AGED or STANDING
     fresh: bool = False  # a fresh device: its spam tags feed the burst guard
+    violation: bool = False  # the vote is a Do-Not-Call violation: flag it (g<voter>, counted in k)
 
     @classmethod
     def of(cls, store: Store, mode: str, number: str, at: float, **sent: Any) -> "ReportArgs":
@@ -196,8 +203,8 @@ class ReportArgs:
         return cls(mode, number, number.lstrip("+"), int(store.clock()), int(at), _min_stream_id(store), **sent)
 
     def argv(self) -> list:
-        *sent, fresh = _ARGV(self)  # `fresh`, the last field, is the only flag: Lua reads 0 or 1
-        return [*sent, int(fresh)]
+        *sent, fresh, violation = _ARGV(self)  # the flags, the last fields: Lua reads 0 or 1
+        return [*sent, int(fresh), int(violation)]
 
 
 _ARGV = attrgetter(*(f.name for f in fields(ReportArgs)))  # the fields in ARGV order, read at once
@@ -238,7 +245,7 @@ def _queue_vote(store: Store, vote: Vote, pipe) -> None:
                          tag=tags.INDEX[vote.tag],
                          rid_ttl=store.config.idempotency_hours * HOUR if vote.report_id else 0,
                          details=details, weight=vote.weight, network=vote.network, rank=vote.rank,
-                         fresh=vote.fresh)
+                         fresh=vote.fresh, violation=vote.violation)
     _report(store, args, vote.report_id, pipe)
 
 
@@ -290,10 +297,10 @@ def queue_read(store: Store, pipe, number: str, now: float) -> None:
 
 def from_reply(number: str, reply: list) -> dict[str, Any]:
     """The reputation object (`GET /v1/numbers/<number>`) from the read script's reply."""
-    verdict, label, reporters, score, first, last, override, disputed, detected, held = reply[:10]
+    verdict, label, reporters, score, first, last, override, disputed, detected, held, violations = reply[:11]
     verdict, label = VERDICTS[int(verdict)], _label(int(label))
     per_tag = {}
-    for i in range(10, len(reply), 3):
+    for i in range(11, len(reply), 3):
         per_tag[tags.TAXONOMY[int(reply[i])].code] = {"reporters": int(reply[i + 1]),
                                                       "score": round(float(reply[i + 2]), 3)}
     people = int(reporters)
@@ -314,7 +321,15 @@ def from_reply(number: str, reply: list) -> dict[str, Any]:
         "disputed": bool(disputed),
         "held": bool(held),
         "detected": [DETECTOR_TAG] if detected else [],
+        "dnc_violations": int(violations),
     }
+
+
+def violations_many(store: Store, numbers: list[str]) -> list[int]:
+    """Each number's Do-Not-Call violations now: distinct reporters whose counted vote is one
+    (the k field), in one pipelined round trip."""
+    replies = store.pipelined(lambda pipe: [pipe.hget(store.keys.number(n), "k") for n in numbers]) if numbers else []
+    return [int(reply or 0) for reply in replies]
 
 
 def sweep(store: Store) -> int:

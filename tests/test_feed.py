@@ -14,7 +14,7 @@ from blocklist.reputation import Vote, cast_votes, lookup, withdraw_vote
 from blocklist.web import create_app
 from tests.support import assert_error
 
-ENTRY_FIELDS = {"number", "verdict", "label", "reporters", "score", "lists", "updated_at"}
+ENTRY_FIELDS = {"number", "verdict", "label", "reporters", "score", "lists", "updated_at", "dnc_violations"}
 
 
 def numbers(count: int, start: int = 0) -> list[str]:

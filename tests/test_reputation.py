@@ -55,7 +55,7 @@ def test_number_without_evidence_is_unknown_with_200(client, device, redis_clien
     body = reputation_of(client, device)
     assert body == {"number": E164, "verdict": "unknown", "label": None, "score": 0.0, "reporters": 0,
                     "tags": {}, "first_seen": None, "last_seen": None, "lists": [], "override": None,
-                    "disputed": False, "held": False, "detected": []}
+                    "disputed": False, "held": False, "detected": [], "dnc_violations": 0}
     assert redis_state(redis_client) == before  # a lookup writes nothing
 
 

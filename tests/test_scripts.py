@@ -114,7 +114,7 @@ class Recorder:
 
 
 def test_report_sends_the_documented_keys_and_the_args_in_field_order(store):
-    args = ReportArgs.of(store, "vote", NUMBER, store.clock(), voter="abcdefgh", tag=3, fresh=True)
+    args = ReportArgs.of(store, "vote", NUMBER, store.clock(), voter="abcdefgh", tag=3, fresh=True, violation=True)
     pipe = Recorder()
     reputation._report(store, args, "r-1", pipe=pipe)
     (command,) = pipe.sent

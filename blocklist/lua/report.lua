@@ -33,10 +33,15 @@
 -- ARGV[13] rank     the voter's rank: FRESH, AGED or STANDING (vote, redate, reweigh)
 -- ARGV[14] fresh    1 when the voter is a fresh device the burst guard watches (for the
 --                   detector: when fresh devices made it vote), else 0 (vote, redate)
+-- ARGV[15] violation 1 when the vote is a Do-Not-Call violation (blocklist/violations.py),
+--                   else 0 (vote, redate): the vote's g<voter> flag, counted in k while the
+--                   vote counts; a vote without it clears the flag, a duplicate with it sets it
 --
 -- The names in capitals are set by the header CallMark prepends from its settings and
 -- constants (blocklist/store.py), before verdict.lua.
--- Returns {outcome, verdict code, label index, changed (0/1)}; outcome is one of
+-- Returns {outcome, verdict code, label index, changed (0/1), violation (1 when the call
+-- flagged a counted vote that was not flagged before: a new violation for the statistics)};
+-- outcome is one of
 -- new | retag | redated | duplicate | replay | withdrawn | absent | reweighed | evaluated | erased.
 
 local key, stream, schedule, rid, details_stream, index, held =
@@ -46,7 +51,10 @@ local mode, number, digits = ARGV[1], ARGV[2], ARGV[3]
 local now, at, min_id = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local voter, tag, rid_ttl, details = ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
 local weight, network, rank, fresh = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13]), ARGV[14] == '1'
+local violation = ARGV[15] == '1'
 local now_hour = math.floor(now / HOUR)
+local flag = violation_flag(voter)
+local new_violation = 0  -- the reply's last element
 
 local ADDS_VOTE = {vote = true, redate = true, reweigh = true}  -- modes an erased voter may not use
 
@@ -55,11 +63,11 @@ fields.talkers_key = talkers
 local old_state = tonumber(fields.v or '0')
 if rid_ttl > 0 and redis.call('EXISTS', rid) == 1 then
   local verdict, label = unpack_state(old_state)
-  return {'replay', verdict, label, 0}
+  return {'replay', verdict, label, 0, 0}
 end
 if ADDS_VOTE[mode] and voter ~= '' and redis.call('EXISTS', tombstone) == 1 then
   local verdict, label = unpack_state(old_state)
-  return {'erased', verdict, label, 0}
+  return {'erased', verdict, label, 0, 0}
 end
 
 local written, set, unset = pending_writes(fields)
@@ -109,6 +117,7 @@ local function apply(vote, voter_name, sign)
     return
   end
   add_evidence(vote_tag, sign, sign * contribution(vote, voter_name, epoch or now_hour))
+  if fields[violation_flag(voter_name)] then count('k', sign) end  -- set the flag before applying a vote
   if sign > 0 and hour + LIVE_HOURS < (tonumber(fields.x) or math.huge) then set('x', hour + LIVE_HOURS) end
   if not is_spam(vote_tag) then return end
   local credit = CREDITS[vote_class]
@@ -135,11 +144,18 @@ end
 local function retire_due()
   local x = tonumber(fields.x)
   if not x or x > now_hour + RETIRE_SLACK_HOURS then return end
-  local all = votes or redis.call('HGETALL', key)
+  local all = votes
+  if not all then  -- a big hash: read whole now, its violation flags with it
+    all = redis.call('HGETALL', key)
+    for j = 1, #all, 2 do
+      local name = all[j]
+      if #name > VOTER_CHARS and written[name] == nil then fields[name] = all[j + 1] end
+    end
+  end
   local next_due = nil
   for j = 1, #all, 2 do
     local name = all[j]
-    if #name >= 6 then
+    if #name >= 6 and #name <= VOTER_CHARS then
       local vote = written[name]
       if vote == nil then vote = all[j + 1] end
       vote = tonumber(vote)  -- false (withdrawn in this call) becomes nil
@@ -148,6 +164,7 @@ local function retire_due()
       if counted(vote_weight, vote_class) then
         if hour + LIVE_HOURS <= now_hour + RETIRE_SLACK_HOURS then
           apply(vote, name, -1)
+          if fields[violation_flag(name)] then unset(violation_flag(name)) end  -- retired evidence shows none
           local retired = pack_vote(hour, vote_tag, vote_weight, vote_net, RETIRED)
           apply(retired, name, 1)
           set(name, whole(retired))
@@ -216,6 +233,13 @@ local function place_vote(previous)
   local class = class_at(vote_hour, rank)
   local vote = pack_vote(vote_hour, tag, weight, network, class)
   local live = counted(weight, class)
+  local flagged_before = fields[flag] ~= nil
+  if violation and class ~= RETIRED then
+    set(flag, 1)
+    if live and not flagged_before then new_violation = 1 end
+  elseif flagged_before then
+    unset(flag)
+  end
   -- Statistics count a device's vote on a number once: a retag moves no figure, nor does
   -- re-dating a vote that was counted already.
   if live and (outcome == 'new' or (outcome == 'redated' and not previous_counted)) then
@@ -243,6 +267,15 @@ local function cast(previous)
   local outcome = 'duplicate'
   if mode == 'redate' or not previous or select(2, unpack_vote(previous)) ~= tag then
     outcome = place_vote(previous)
+  elseif violation and not fields[flag] then  -- the same tag, now with a violation: flag the vote
+    local _, _, vote_weight, _, vote_class = unpack_vote(previous)
+    if vote_class ~= RETIRED then
+      set(flag, 1)
+      if counted(vote_weight, vote_class) then
+        count('k', 1)
+        new_violation = 1
+      end
+    end
   end
   if voter == DETECTOR_VOTER and fresh and not fields.h then
     hold()  -- a burst of fresh devices' rings is behind the detector's vote: hold it for review
@@ -269,6 +302,7 @@ local function withdraw(previous)
   if not previous then return 'absent' end
   apply(previous, voter, -1)
   unset(voter)
+  if fields[flag] then unset(flag) end
   if voter == DETECTOR_VOTER then unset('a') end
   return 'withdrawn'
 end
@@ -292,4 +326,4 @@ end
 if rid_ttl > 0 then
   redis.call('SET', rid, '1', 'EX', rid_ttl)
 end
-return {outcome, verdict, label, changed}
+return {outcome, verdict, label, changed, new_violation}

@@ -68,11 +68,18 @@ local function network_credit(packed)
 end
 
 local SMALL_HASH = 48  -- fields; a smaller hash is read whole, a bigger one field by field
-local SINGLES = {'v', 'f', 'l', 'o', 'd', 'c', 'e', 'x', 'z', 'a', 'h', 'w', 'b', 't'}
+local SINGLES = {'v', 'f', 'l', 'o', 'd', 'c', 'e', 'x', 'z', 'a', 'h', 'w', 'b', 't', 'k'}
+
+-- A voter's Do-Not-Call violation flag: g<voter>, present only while its vote is one that
+-- has not retired. k counts the flagged votes that are counted (the violations shown).
+local function violation_flag(voter)
+  return 'g' .. voter
+end
 
 -- Reads a number's hash: per-tag reporters and scores (indexed from 0), the one-letter
--- fields, and the vote of `voter` ('' for none). Returns reporters, scores, fields, and
--- every voter's vote (name, value, ...) when the hash was small enough to read whole.
+-- fields, the vote of `voter` ('' for none) and the violation flags (fields[g<voter>]: all
+-- of them from a small hash, the voter's from a big one). Returns reporters, scores, fields,
+-- and every voter's vote (name, value, ...) when the hash was small enough to read whole.
 local function read_number(key, voter)
   local reporters, scores, fields = {}, {}, {}
   for i = 0, NTAGS - 1 do
@@ -92,6 +99,8 @@ local function read_number(key, voter)
         elseif kind == 115 then  -- s<i>
           scores[tonumber(string.sub(name, 2))] = tonumber(value)
         end
+      elseif #name > VOTER_CHARS then  -- a violation flag, g<voter>
+        fields[name] = value
       elseif #name >= 6 then  -- a voter field (n<4 hex> has 5 characters)
         votes[#votes + 1] = name
         votes[#votes + 1] = value
@@ -100,14 +109,17 @@ local function read_number(key, voter)
     end
     return reporters, scores, fields, votes
   end
+  local flag = violation_flag(voter)
   local names = {voter}
   for _, name in ipairs(SINGLES) do names[#names + 1] = name end
   for i = 0, NTAGS - 1 do
     names[#names + 1] = 'r' .. i
     names[#names + 1] = 's' .. i
   end
+  names[#names + 1] = flag
   local values = redis.call('HMGET', key, unpack(names))
   fields.vote = values[1]
+  fields[flag] = values[#names] or nil
   for j, name in ipairs(SINGLES) do fields[name] = values[j + 1] or nil end
   local base = #SINGLES + 2
   for i = 0, NTAGS - 1 do

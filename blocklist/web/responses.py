@@ -96,6 +96,9 @@ class ReputationSchema(Schema):
         "description": "the burst guard holds the number at warn until an operator reviews it"})
     detected = fields.List(fields.String(), required=True, metadata={
         "description": "tags given by CallMark's own detectors (ring_once), not by people"})
+    dnc_violations = fields.Integer(required=True, metadata={
+        "description": "distinct reporters whose counted report is a Do-Not-Call violation: a marketing call "
+                       "to their registered number that refused it (evidence; the verdict does not count it)"})
 
 
 class CallRecordedSchema(Schema):
@@ -193,6 +196,8 @@ class FeedChangeSchema(Schema):
     score = fields.Float(required=True)
     lists = fields.List(fields.String(), required=True)
     updated_at = fields.String(required=True)
+    dnc_violations = fields.Integer(required=True, metadata={
+        "description": "the number's Do-Not-Call violations (distinct reporters) when the page is read"})
 
 
 class FeedPageSchema(Schema):

@@ -59,12 +59,6 @@ class Strict(Schema):
         unknown = RAISE
 
 
-class CallSchema(Strict):
-    ring_seconds = fields.Float(validate=validate.Range(min=0, max=3600), allow_nan=False)
-    answered = StrictBoolean()
-    duration_seconds = fields.Float(validate=validate.Range(min=0, max=86400), allow_nan=False)
-
-
 class ReportSchema(Strict):
     number = fields.String(required=True)  # numbers.normalize says what is wrong with it
     tag = fields.String(required=True, validate=validate.OneOf(list(tags.BY_CODE)))
@@ -73,7 +67,12 @@ class ReportSchema(Strict):
                                                  error="1 to 64 letters, digits or . _ : -"))
     company = _text(100)
     note = _text(500)
-    call = fields.Nested(CallSchema)
+    call = fields.Nested(lambda: CallSchema())  # declared below, beside the CallTime its `at` is
+    # The device's own number that rang: only hashed, to find its Do-Not-Call registration
+    # (a marketing call to it may be a violation); never stored. numbers.normalize checks it.
+    called_number = fields.String(validate=validate.Length(max=64), metadata={
+        "description": "the device's own number that was called (E.164 or national in `region`): a marketing "
+                       "tag for a call to its Do-Not-Call registration may be a violation; never stored"})
 
 
 class CallEventSchema(Strict):
@@ -225,13 +224,13 @@ CALL_AT = (r"^((19[7-9][0-9]|20[0-9]{2})-((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])
 
 
 class CallTime(fields.String):
-    """When the calls of a scrub will be made, as unix seconds."""
+    """When the calls of a scrub will be made (or a reported call rang), as unix seconds."""
 
     check = FullMatch(CALL_AT, error="an ISO 8601 time with its offset (Z or +08:00), 1970 to 2099")
 
-    def __init__(self, **kwargs):
-        super().__init__(metadata={"pattern": CALL_AT, "description": "when the calls will be made (ISO 8601 "
-                                                                      "with an offset); default now"}, **kwargs)
+    def __init__(self, description: str = "when the calls will be made (ISO 8601 with an offset); default now",
+                 **kwargs):
+        super().__init__(metadata={"pattern": CALL_AT, "description": description}, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs) -> float:
         text = self.check(super()._deserialize(value, attr, data, **kwargs))  # fromisoformat would guess at more
@@ -239,6 +238,14 @@ class CallTime(fields.String):
             return datetime.fromisoformat(text).timestamp()
         except ValueError:  # 29 February of a year that has none
             raise ValidationError(f"{text[:10]} is no day") from None
+
+
+class CallSchema(Strict):
+    ring_seconds = fields.Float(validate=validate.Range(min=0, max=3600), allow_nan=False)
+    answered = StrictBoolean()
+    duration_seconds = fields.Float(validate=validate.Range(min=0, max=86400), allow_nan=False)
+    at = CallTime("when the call rang (ISO 8601 with an offset); a later time than the report's counts as "
+                  "the report's; default the time of the report")
 
 
 UNPAIRED_SURROGATE = re.compile(r"[\ud800-\udfff]")  # JSON can carry them; no answer can encode them
