@@ -25,6 +25,9 @@ AGED_REPORTERS_TO_BLOCK = 10
 # legitimate number (bench/simulate.py, after two weeks: 2.3 % false blocks at 1 in 20, 0 at 1 in 5).
 PRODUCTION_TALKER_SHARE = 0.2
 DEVELOPMENT_TALKER_SHARE = 0.05
+# CALLMARK_DNC_BUCKET_BITS: at 10, 1,024 buckets (16 hash tags); at 22, the bucket and the
+# registration's 42-bit field take all 64 bits of the keyed hash that dnc.py reads.
+DNC_BUCKET_BITS = (10, 22)
 
 
 # --- parsers: (variable, raw value) -> value; None counts as unset, so the default applies ------
@@ -385,6 +388,12 @@ class Config:
     scrub_daily_numbers: int = setting(
         "CALLMARK_SCRUB_DAILY_NUMBERS", Profiles(production=2_000_000, development=100_000_000), integer(1),
         "numbers one `scrub` API key may scrub per day (UTC); an upload past it is refused whole")
+    dnc_bucket_bits: int = setting(
+        "CALLMARK_DNC_BUCKET_BITS", 14, integer(0),
+        "bits of a Do-Not-Call registration's keyed hash that choose its bucket (2^bits small hashes); keep "
+        "registrations / 2^bits at most about 80 so every bucket stays in Redis's compact listpack encoding: 14 "
+        "up to about 1.4 million registrations, 22 for 258 million (docs/DEPLOY.md); 10 to 22, fixed for the "
+        "life of a deployment")
     sms_webhook_url: str | None = setting(
         "CALLMARK_SMS_WEBHOOK_URL", None, text,
         "the SMS gateway: verification codes go there as an HTTP POST of `{\"to\": \"<E.164>\", \"text\": …}`",
@@ -479,6 +488,10 @@ class Config:
                 parse_many(value)
             except ValueError:
                 raise ConfigError(f"rate limit {name!r} is not valid: {value!r} (e.g. 60/minute;1000/day)") from None
+        if not DNC_BUCKET_BITS[0] <= self.dnc_bucket_bits <= DNC_BUCKET_BITS[1]:
+            raise ConfigError(f"CALLMARK_DNC_BUCKET_BITS must be between {DNC_BUCKET_BITS[0]} and {DNC_BUCKET_BITS[1]} "
+                              f"(with the 42-bit field, the bucket and field take at most 64 bits), got "
+                              f"{self.dnc_bucket_bits}")
         if self.buckets > 16384:
             raise ConfigError("CALLMARK_BUCKETS must be at most 16384 (the Redis Cluster slot count)")
         if self.profile == "production" and not self.secret_key:

@@ -40,6 +40,7 @@ from sync.signing import iso
 from . import dnc_stats, tags
 from .errors import (InvalidNumber, NotRegistered, Unauthorized, UnknownConsent, ValidationFailed,
                      VerificationFailed)
+from .config import Config
 from .keyed import keyed
 from .numbers import normalize
 from .store import Store
@@ -55,12 +56,14 @@ CODE_ATTEMPTS = 5  # wrong codes a verification allows before it is used up
 MAX_WINDOWS = 8  # accept windows per registration
 MAX_ORGANIZATION = 200  # characters of a consent's organisation
 
-# Where a registration lives: the first BUCKET_BITS of its keyed hash choose the bucket (a
-# hash), the next FIELD_CHARS * 7 bits its field. 16,384 buckets hold ~61 registrations each
-# at 1,000,000: below Redis's 128-entry limit for the compact listpack encoding up to ~4
-# million registrations. A larger registry needs more bucket bits (docs/STORAGE.md); they
-# are fixed for the life of a deployment.
-BUCKET_BITS = 14
+# Where a registration lives: the first CALLMARK_DNC_BUCKET_BITS (config.dnc_bucket_bits) of
+# its keyed hash choose the bucket (a hash), the next FIELD_CHARS * 7 bits its field. The
+# default 14 bits make 16,384 buckets of ~61 registrations each at 1,000,000; the fullest of
+# them stays below Redis's 128-entry limit for the compact listpack encoding up to about 1.4
+# million registrations (an average of ~89 a bucket). A larger registry needs more bucket
+# bits (22 for 258 million, good to ~330 million: docs/DEPLOY.md); they are fixed for the
+# life of a deployment. BUCKET_BITS: the setting's default.
+BUCKET_BITS = Config.dnc_bucket_bits
 GROUP_SHIFT = 6  # 64 buckets per group (hash tag): 256 groups, one lookup script per group
 FIELD_CHARS = 6  # 42 bits: with the bucket, 56 bits of the keyed hash name a registration
 # The packed record (low bits first): preferences, region, zone, registered, verified, device.
@@ -97,10 +100,10 @@ class Place:
     name: str  # `<bucket>.<field hex>`: the registration in the windows, consents and device records
 
 
-def _place_of_digest(digest: bytes) -> Place:
+def _place_of_digest(digest: bytes, bucket_bits: int = BUCKET_BITS) -> Place:
     head = int.from_bytes(digest[:8], "big")
-    bucket = head >> (64 - BUCKET_BITS)
-    bits = (head >> (64 - BUCKET_BITS - 7 * FIELD_CHARS)) & ((1 << (7 * FIELD_CHARS)) - 1)
+    bucket = head >> (64 - bucket_bits)
+    bits = (head >> (64 - bucket_bits - 7 * FIELD_CHARS)) & ((1 << (7 * FIELD_CHARS)) - 1)
     return Place(bucket >> GROUP_SHIFT, bucket, _chars(bits, FIELD_CHARS), f"{bucket}.{bits:x}")
 
 
@@ -111,7 +114,7 @@ def _place_of_name(name: str) -> Place:
 
 def place(store: Store, number: str) -> Place:
     """The place of an E.164 number's registration: from `keyed(secret, "dnc", number)`."""
-    return _place_of_digest(keyed(store.secret, "dnc", number))
+    return _place_of_digest(keyed(store.secret, "dnc", number), store.config.dnc_bucket_bits)
 
 
 def _chars(value: int, count: int) -> str:
@@ -630,6 +633,8 @@ def scrub(store: Store, organization: str, category: str, call_at: float,
 
 
 _E164_SHAPE = re.compile(r"\+[1-9][0-9]{5,15}")
+_TYPES = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan", "voicemail",
+          "fixed_line", "mobile")  # every type _number_type_helper tells apart from UNKNOWN
 
 
 def fast_e164(text: str) -> str | None:
@@ -637,22 +642,96 @@ def fast_e164(text: str) -> str | None:
     `normalize` would answer; None when only `normalize` can tell.
 
     The scrub's fast path: a list in E.164 skips `phonenumbers.parse`'s reading of free text
-    (extensions, punctuation, international prefixes), which is most of its cost. The steps
-    are parse's own for a number after a "+"; where one of them would change the number (a
-    national prefix to strip) or the number is not valid, `normalize` decides
-    (tests/test_dnc.py compares the two over many numbers)."""
-    country_code, national = _pnu._extract_country_code(text[1:])
-    if not country_code or len(national) < 2:
+    (extensions, punctuation, international prefixes), which is most of its cost, and the
+    validity check runs on patterns compiled once per country (`_country`). The steps are
+    parse's and is_valid_number's own for a number after a "+"; where one of them would change
+    the number (a national prefix to strip) or the number is not valid, `normalize` decides
+    (tests/test_dnc.py compares the two over many numbers). A valid number's E.164 form is
+    the text itself: the country code has no leading zero and the national significant number
+    keeps the national part's leading zeros."""
+    head = _calling_code(text[1:4])
+    if head is None:
         return None
+    country = _country(head[0])
+    national = text[1 + head[1]:]
+    if country is None or len(national) < 2:
+        return None
+    if country.prefix is not None and country.prefix.match(national) and \
+            _pnu._maybe_strip_national_prefix_carrier_code(national, country.metadata)[1] != national:
+        return None
+    return text if country.valid(national) else None
+
+
+@lru_cache(maxsize=None)
+def _calling_code(first: str) -> tuple[int, int] | None:
+    """(country calling code, its digits) for a number whose first three digits are `first`:
+    `_pnu._extract_country_code`'s answer, which looks at no more than those."""
+    country_code, rest = _pnu._extract_country_code(first)
+    return (country_code, len(first) - len(rest)) if country_code else None
+
+
+class _Patterns:
+    """One region's `_number_type_helper(n, metadata) != UNKNOWN`, compiled: the general
+    description and, per length, the alternation of the type descriptions allowing it."""
+
+    def __init__(self, metadata: PhoneMetadata):
+        general = metadata.general_desc
+        self.general_lengths = frozenset(general.possible_length or ()) if general else frozenset()
+        self.general = re.compile(general.national_number_pattern) \
+            if general is not None and general.national_number_pattern else None
+        self.descs = [desc for desc in (getattr(metadata, name) for name in _TYPES)
+                      if desc is not None and desc.national_number_pattern]
+        self.by_length: dict[int, re.Pattern | None] = {}
+
+    def known(self, national: str) -> bool:
+        length = len(national)
+        if self.general is None or (self.general_lengths and length not in self.general_lengths) \
+                or not self.general.fullmatch(national):
+            return False
+        pattern = self.by_length.get(length, False)
+        if pattern is False:
+            parts = [desc.national_number_pattern for desc in self.descs
+                     if not desc.possible_length or length in desc.possible_length]
+            pattern = self.by_length[length] = re.compile("|".join(f"(?:{p})" for p in parts)) if parts else None
+        return pattern is not None and pattern.fullmatch(national) is not None
+
+
+class _Country:
+    """A calling code's national-prefix check and validity (`is_valid_number`), compiled once."""
+
+    def __init__(self, country_code: int, metadata: PhoneMetadata):
+        self.metadata = metadata
+        prefix = metadata.national_prefix_for_parsing
+        self.prefix = re.compile(prefix) if prefix else None  # no match: parse strips nothing
+        self.regions = []  # (leading digits, patterns of the region, valid region)
+        for region in _pnu.COUNTRY_CODE_TO_REGION_CODE[country_code]:
+            own = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region.upper())
+            listed = PhoneMetadata.metadata_for_region(region.upper(), None)
+            valid = own is not None and (region == _pnu.REGION_CODE_FOR_NON_GEO_ENTITY or
+                                         country_code == _pnu.country_code_for_valid_region(region))
+            self.regions.append((listed, re.compile(listed.leading_digits) if listed and listed.leading_digits
+                                 else None, _Patterns(listed) if listed else None, _Patterns(own) if valid else None))
+        self.single = len(self.regions) == 1
+
+    def valid(self, national: str) -> bool:
+        if self.single:  # region_code_for_number: the only region
+            return self.regions[0][3] is not None and self.regions[0][3].known(national)
+        for listed, leading, patterns, own in self.regions:  # _region_code_for_number_from_list
+            if listed is None:
+                continue
+            if leading is not None:
+                if leading.match(national):
+                    return own is not None and own.known(national)
+            elif patterns.known(national):
+                return own is not None and own.known(national)
+        return False
+
+
+@lru_cache(maxsize=None)
+def _country(country_code: int) -> _Country | None:
     metadata = PhoneMetadata.metadata_for_region_or_calling_code(
         country_code, _pnu.region_code_for_country_code(country_code))
-    if metadata is None or _pnu._maybe_strip_national_prefix_carrier_code(national, metadata)[1] != national:
-        return None
-    number = PhoneNumber(country_code=country_code, national_number=int(national))
-    _pnu._set_italian_leading_zeros_for_phone_number(national, number)
-    if not _pnu.is_valid_number(number):
-        return None
-    return _pnu.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return _Country(country_code, metadata) if metadata is not None else None
 
 
 class _Reader:
@@ -673,28 +752,54 @@ class _Reader:
 
 
 def _scrub_batch(store: Store, query: _Query, reader: _Reader, batch: list[str]) -> list[tuple[str, bool, str]]:
-    read = [reader.read(line) for line in batch]
-    places = [_place_of_digest(item[1]) if item else None for item in read]
+    # `_place_of_digest` inlined for every number (a Place is made only for the refused ones,
+    # below); the field goes to Redis as its bytes, which are its ASCII characters.
+    bucket_bits = store.config.dnc_bucket_bits
+    bucket_shift, field_shift = 64 - bucket_bits, 64 - bucket_bits - 7 * FIELD_CHARS
+    shape, fast, secret, bucket_key = _E164_SHAPE.fullmatch, fast_e164, reader.secret, store.keys.dnc_registrations
+    read: list[tuple[str, bytes] | None] = []
     groups: dict[int, tuple[list[str], dict[int, int], list[Any], list[int]]] = {}
-    for i, where in enumerate(places):
-        if where is None:
-            continue
-        entry = groups.get(where.group)
+    for i, line in enumerate(batch):
+        text = line.strip()
+        number = fast(text) if shape(text) else None
+        if number is None:
+            item = reader.read(line)
+            read.append(item)
+            if item is None:
+                continue
+            number, digest = item
+        else:
+            digest = hmac.digest(secret, b"dnc:" + number.encode(), "sha256")
+            read.append((number, digest))
+        head = int.from_bytes(digest[:8], "big")
+        bucket = head >> bucket_shift
+        group = bucket >> GROUP_SHIFT
+        entry = groups.get(group)
         if entry is None:
-            entry = groups[where.group] = ([], {}, [], [])
+            entry = groups[group] = ([], {}, [], [])
         keys, index, args, positions = entry
-        k = index.get(where.bucket)
+        k = index.get(bucket)
         if k is None:
-            k = index[where.bucket] = len(keys) + 1
-            keys.append(store.keys.dnc_registrations(where.group, where.bucket))
-        args += (k, where.field)
+            k = index[bucket] = len(keys) + 1
+            keys.append(bucket_key(group, bucket))
+        bits = head >> field_shift
+        args += (k, bytes((bits & 127, bits >> 7 & 127, bits >> 14 & 127, bits >> 21 & 127, bits >> 28 & 127,
+                           bits >> 35 & 127)))
         positions.append(i)
     lookup = store.script("blocklist", "dnc_lookup.lua")
-    replies = store.pipelined(lambda pipe: [store.evalsha(pipe, lookup, keys, args)
-                                            for keys, _, args, _ in groups.values()]) if groups else []
+
+    def queue(pipe) -> None:
+        # A group with one number (most of them with many bucket bits) is one HGET, not a script.
+        for keys, _, args, _ in groups.values():
+            if len(args) == 2:
+                pipe.hget(keys[0], args[1])
+            else:
+                store.evalsha(pipe, lookup, keys, args)
+
+    replies = store.pipelined(queue) if groups else []
     records: list[Record | None] = [None] * len(batch)
-    for (_, _, _, positions), values in zip(groups.values(), replies):
-        for i, raw in zip(positions, values):
+    for (_, _, args, positions), values in zip(groups.values(), replies):
+        for i, raw in zip(positions, [values] if len(args) == 2 else values):
             if raw:
                 record = Record.unpack(raw)
                 if record.live(store, query.now) and record.refused & query.category:
@@ -703,6 +808,8 @@ def _scrub_batch(store: Store, query: _Query, reader: _Reader, batch: list[str])
     refused = [i for i, record in enumerate(records) if record is not None]
     verdicts: dict[int, tuple[bool, str]] = {}
     if refused:
+        places = {i: _place_of_digest(read[i][1], bucket_bits) for i in refused}  # type: ignore[index]
+
         def fill(pipe):
             for i in refused:
                 pipe.hget(store.keys.dnc_consents(places[i].group), f"{places[i].name}.{query.organization}")
