@@ -45,7 +45,7 @@ from .keyed import keyed
 from .numbers import normalize
 from .store import Store
 
-MARKETING: tuple[str, ...] = tuple(tag.code for tag in tags.TAXONOMY if tag.marketing)
+MARKETING = tags.MARKETING
 _BIT = {code: 1 << i for i, code in enumerate(MARKETING)}  # a category's bit: its place in MARKETING
 ALL_MARKETING = (1 << len(MARKETING)) - 1
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # a window's days; datetime.weekday() order
@@ -178,6 +178,15 @@ class Record:
     def refused(self) -> int:
         """The refused categories' bits."""
         return ALL_MARKETING if self.prefs & REFUSE_ALL_FLAG else (self.prefs >> 1) & ALL_MARKETING
+
+    def refused_categories(self) -> list[str]:
+        """The refused marketing tags, in MARKETING's order."""
+        bits = self.refused
+        return [code for code in MARKETING if bits & _BIT[code]]
+
+    @property
+    def has_windows(self) -> bool:
+        return bool(self.prefs & WINDOWS_FLAG)
 
     def expires(self, store: Store) -> int:
         return self.verified + store.config.dnc_reverify_days * 86400

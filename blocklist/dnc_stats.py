@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from . import stats, tags
 from .errors import ValidationFailed
 from .store import STATS_DAYS, Store
+from .tags import MARKETING
 
 if TYPE_CHECKING:  # dnc imports this module: only its types are needed here
     from redis.client import Pipeline
@@ -81,14 +82,11 @@ def _region(record: "Record") -> str:
 
 def _weight(record: "Record") -> Counter:
     """What one live registration adds to the live counts."""
-    from .dnc import MARKETING, WINDOWS_FLAG, _BIT
-
     weight = Counter({"n": 1, f"region:{_region(record)}": 1})
-    if record.prefs & WINDOWS_FLAG:
+    if record.has_windows:
         weight["windows"] = 1
-    for code in MARKETING:
-        if record.refused & _BIT[code]:
-            weight[f"refuse:{code}"] = 1
+    for code in record.refused_categories():
+        weight[f"refuse:{code}"] = 1
     return weight
 
 
@@ -189,8 +187,6 @@ def _share(part: int | None, whole: int | None) -> float | None:
 
 def figures(store: Store, start: date, end: date) -> dict[str, Any]:
     """The figures of the inclusive period, exact (for operators)."""
-    from .dnc import MARKETING
-
     settle(store)
     days = _days(start, end)
     replies = store.pipelined(lambda pipe: [pipe.hgetall(store.keys.dnc_stats_live())] + [

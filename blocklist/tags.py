@@ -40,6 +40,7 @@ TAXONOMY: tuple[Tag, ...] = (
 )
 
 BY_CODE: dict[str, Tag] = {tag.code: tag for tag in TAXONOMY}
+MARKETING: tuple[str, ...] = tuple(tag.code for tag in TAXONOMY if tag.marketing)  # what Do-Not-Call can refuse
 INDEX: dict[str, int] = {tag.code: i for i, tag in enumerate(TAXONOMY)}
 # One character per tag index, the form the Lua scripts read kinds in.
 KINDS = "".join({SPAM: "s", INFO: "i", SAFE: "x"}[tag.kind] for tag in TAXONOMY)

@@ -19,12 +19,22 @@ def _modules() -> dict[str, Path]:
     return found
 
 
+def _run_time_nodes(tree: ast.AST):
+    """Every node but those under `if TYPE_CHECKING:`, which only type checkers import."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            yield from (n for child in node.orelse for n in (child, *_run_time_nodes(child)))
+            continue
+        yield node
+        yield from _run_time_nodes(node)
+
+
 def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
     """Every module of ours `name` imports, at the top or inside a function (a late import
     hides a cycle, it does not remove it)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in _run_time_nodes(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

@@ -149,13 +149,13 @@ local function retire_due()
     all = redis.call('HGETALL', key)
     for j = 1, #all, 2 do
       local name = all[j]
-      if #name > VOTER_CHARS and written[name] == nil then fields[name] = all[j + 1] end
+      if is_flag(name) and written[name] == nil then fields[name] = all[j + 1] end
     end
   end
   local next_due = nil
   for j = 1, #all, 2 do
     local name = all[j]
-    if #name >= 6 and #name <= VOTER_CHARS then
+    if #name >= 6 and not is_flag(name) then
       local vote = written[name]
       if vote == nil then vote = all[j + 1] end
       vote = tonumber(vote)  -- false (withdrawn in this call) becomes nil

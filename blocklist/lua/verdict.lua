@@ -76,6 +76,12 @@ local function violation_flag(voter)
   return 'g' .. voter
 end
 
+-- A violation flag is 'g' and a device's voter field (VOTER_CHARS long); every other field of
+-- six characters or more is a vote (imports and tests may file votes under longer names).
+local function is_flag(name)
+  return #name == VOTER_CHARS + 1 and string.sub(name, 1, 1) == 'g'
+end
+
 -- Reads a number's hash: per-tag reporters and scores (indexed from 0), the one-letter
 -- fields, the vote of `voter` ('' for none) and the violation flags (fields[g<voter>]: all
 -- of them from a small hash, the voter's from a big one). Returns reporters, scores, fields,
@@ -99,7 +105,7 @@ local function read_number(key, voter)
         elseif kind == 115 then  -- s<i>
           scores[tonumber(string.sub(name, 2))] = tonumber(value)
         end
-      elseif #name > VOTER_CHARS then  -- a violation flag, g<voter>
+      elseif is_flag(name) then
         fields[name] = value
       elseif #name >= 6 then  -- a voter field (n<4 hex> has 5 characters)
         votes[#votes + 1] = name
