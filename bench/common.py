@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 
@@ -90,3 +91,41 @@ def bench_app(redis_url: str):
     store = app.extensions["callmark"]
     print(f"redis: {store.redis.info('server')['redis_version']} at {redis_url}")
     return app, store, secret
+
+
+SAMPLE_EVERY = 0.05  # seconds between memory samples of the workers
+
+
+def status_mb(pid: int, field: str = "VmRSS") -> float:
+    """A memory figure of a process from /proc/<pid>/status (VmRSS, VmHWM, ...), in MB; 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class PeakRss:
+    """Samples each worker's resident memory in a thread; keeps the highest seen per worker."""
+
+    def __init__(self, pids: list[int]):
+        self.pids = pids
+        self.peak = {pid: status_mb(pid) for pid in pids}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        while not self.stop.wait(SAMPLE_EVERY):
+            for pid in self.pids:
+                self.peak[pid] = max(self.peak[pid], status_mb(pid))
+
+    def __enter__(self) -> "PeakRss":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()

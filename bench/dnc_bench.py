@@ -36,7 +36,7 @@ from urllib.parse import urlparse
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from sync.signing import iso  # noqa: E402
-from bench.common import bench_app, machine, private_redis, service  # noqa: E402
+from bench.common import PeakRss, bench_app, machine, private_redis, service, status_mb  # noqa: E402
 from bench.feed_bench import workers  # noqa: E402
 from blocklist import apikeys, dnc  # noqa: E402
 from blocklist.numbers import normalize  # noqa: E402
@@ -46,7 +46,6 @@ ROUNDS = 3  # alternating rounds of the direct and the HTTP scrub; the best of e
 REGISTERED_SHARE = 0.3  # of the scrubbed list: numbers in the registry
 PIPELINE = 10_000  # commands per round trip when populating
 ORGANIZATION = "bench-telemarketer"
-SAMPLE_EVERY = 0.05  # seconds between RSS samples
 # Area codes in service (NANP): the numbers are US numbers, as in the registry of issue 12.
 AREA_CODES = [int(a) for a in (
     "201 202 203 205 206 207 208 209 210 212 213 214 215 216 217 218 219 224 225 228 229 231 234 239 240 248 "
@@ -154,38 +153,6 @@ def direct_scrub(store, body: bytes, call_at: float) -> tuple[float, list]:
     lines = (line.decode("utf-8", "replace") for line in body.splitlines())
     rows = list(dnc.scrub(store, ORGANIZATION, "loan", call_at, lines))
     return time.perf_counter() - started, rows
-
-
-class PeakRss:
-    """Samples the workers' VmRSS every SAMPLE_EVERY s; reads their VmHWM at the end."""
-
-    def __init__(self, pids: list[int]):
-        self.pids, self.peak = pids, 0.0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self) -> None:
-        while not self.stop.wait(SAMPLE_EVERY):
-            self.peak = max([self.peak] + [status_mb(pid, "VmRSS") for pid in self.pids])
-
-    def __enter__(self) -> "PeakRss":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        self.thread.join()
-
-
-def status_mb(pid: int, field: str) -> float:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def http_scrub(base: str, token: str, body: bytes, call_at: float) -> tuple[float, str, int]:
@@ -384,7 +351,7 @@ def scrub_part(store, base: str, pids: list[int], sizes: tuple[int, int, int], r
     for size, body in ((n_small, small), (n_large, large)):
         with PeakRss(pids) as rss:
             http_scrub(base, token, body, call_at)
-        peaks[size] = (rss.peak, max(status_mb(pid, "VmHWM") for pid in pids))
+        peaks[size] = (max(rss.peak.values()), max(status_mb(pid, "VmHWM") for pid in pids))
     print(f"worker memory ({len(pids)} children of the launcher): idle VmHWM {idle:.1f} MB; "
           + "; ".join(f"during {size:,} lines peak VmRSS {rss:.1f} MB, then VmHWM {hwm:.1f} MB"
                       for size, (rss, hwm) in peaks.items()))

@@ -17,20 +17,18 @@ import http.client
 import json
 import os
 import sys
-import threading
 import time
 import zlib
 from urllib.parse import urlencode, urlparse
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import bench_app, machine, private_redis, service  # noqa: E402
+from bench.common import PeakRss, bench_app, machine, private_redis, service, status_mb  # noqa: E402
 from blocklist import apikeys, feed  # noqa: E402
 from blocklist.reputation import Vote, cast_votes  # noqa: E402
 
 BATCH = 500  # votes per pipelined round trip while loading
 PAGE = 1000  # the feed's largest page
-SAMPLE_EVERY = 0.05  # seconds between memory samples of the workers
 TAGS = ("loan", "real_estate", "fraud", "debt_collection", "telemarketing", "ring_once", "delivery", "safe")
 
 
@@ -88,40 +86,6 @@ def workers() -> list[int]:
         if now != pids:
             pids, stable_since = now, time.monotonic()
     return pids
-
-
-def rss_mb(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-class PeakRss:
-    """Samples each worker's resident memory in a thread; keeps the highest seen per worker."""
-
-    def __init__(self, pids: list[int]):
-        self.pids = pids
-        self.peak = {pid: rss_mb(pid) for pid in pids}
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self) -> None:
-        while not self.stop.wait(SAMPLE_EVERY):
-            for pid in self.pids:
-                self.peak[pid] = max(self.peak[pid], rss_mb(pid))
-
-    def __enter__(self) -> "PeakRss":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        self.thread.join()
 
 
 def connect(base: str) -> http.client.HTTPConnection:
@@ -218,7 +182,7 @@ def main() -> None:
         with service(url, CALLMARK_SECRET_KEY=secret, CALLMARK_SWEEP_INTERVAL="0", CALLMARK_PUBLISH_INTERVAL="0",
                      CALLMARK_RATE_LIMIT_FEED="100000/second") as base:
             pids = workers()
-            idle = max(rss_mb(pid) for pid in pids)
+            idle = max(status_mb(pid) for pid in pids)
             print(f"service: {len(pids)} gunicorn workers, largest idle RSS {idle:.1f} MB")
             results = {}
             for gzip in (False, True):
