@@ -62,6 +62,11 @@ JSON_ROUTES = [
     pytest.param("delete", f"/v1/admin/numbers/{NUMBER}/override", "admin", id="clear-override"),
     pytest.param("post", f"/v1/admin/numbers/{NUMBER}/release", "admin", id="release"),
     pytest.param("post", "/v1/admin/disputes/d1/resolve", "admin", id="resolve"),
+    pytest.param("post", "/v1/dnc/verifications", "device", id="dnc-verification"),
+    pytest.param("post", "/v1/dnc/registrations", "device", id="dnc-registration"),
+    pytest.param("put", f"/v1/dnc/registrations/{NUMBER}", "device", id="dnc-preferences"),
+    pytest.param("post", "/v1/dnc/consents", "device", id="dnc-consent"),
+    pytest.param("post", "/v1/dnc/scrub", "admin", id="dnc-scrub"),
 ]
 
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import redis
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from marshmallow import ValidationError
-from werkzeug.exceptions import UnsupportedMediaType
 from werkzeug.routing import PathConverter
 
 from .. import calls, devices, feed, lookup, metrics, moderation, numbers, reports, reputation, stats, tags
-from ..errors import CallMarkError, NotReady, ValidationFailed
+from ..errors import CallMarkError, NotReady
 from ..lists import PUBLISHED
 from ..store import Store
 from . import responses as r
 from .auth import ADMIN_KEY, DEVICE, DEVICE_OR_KEY, FEED_KEY
+from .body import json_body
 from .ratelimit import CALLS, DISPUTES, ERASURE, FEED, LOOKUPS, REGISTRATION, REPORTS, admit, counted
 from .routes import PER_ITEM, SHARED_ROUND_TRIP, Doc, route
 from .schemas import (AuditQuerySchema, BatchSchema, CallEventSchema, ClearOverrideSchema, DisputeSchema,
@@ -40,21 +40,6 @@ def _store() -> Store:
 def limit_body_size():
     # Werkzeug answers 413 as soon as the body would pass the limit, before reading it all.
     request.max_content_length = MAX_BATCH_BODY if request.path == "/v1/reports/batch" else MAX_BODY
-
-
-def _json_body(optional: bool = False) -> dict:
-    """The body as a JSON object, sent as application/json (any charset); `optional`: no body reads as {}."""
-    if optional and not request.get_data(cache=True):
-        return {}
-    if request.mimetype != "application/json":  # a form or text post is not JSON by accident
-        raise UnsupportedMediaType("send the body as JSON, with Content-Type: application/json")
-    try:
-        body = request.get_json(silent=True)
-    except RecursionError:  # the parser's depth limit; none of our bodies nests more than three deep
-        raise ValidationFailed("the request body is nested too deeply") from None
-    if not isinstance(body, dict):
-        raise ValidationFailed("the request body must be a JSON object")
-    return body
 
 
 @bp.after_app_request
@@ -109,7 +94,7 @@ def register_device():
                errors=(400, 413, 429), tags=("reports",)))
 def post_report():
     try:
-        item = _report_schema.load(_json_body())
+        item = _report_schema.load(json_body())
         result = reports.submit(_store(), g.device, request.remote_addr, item)
     except (CallMarkError, ValidationError) as exc:
         metrics.count_report(error=getattr(exc, "code", "validation_error"))
@@ -124,7 +109,7 @@ def post_report():
                "carries Retry-After)", 200, r.BatchResultSchema, request=BatchSchema, errors=(400, 413, 429),
                tags=("reports",)))
 def post_batch():
-    body = _batch_schema.load(_json_body())
+    body = _batch_schema.load(json_body())
     # Every valid item spends the device's report budget; the items past it answer 429.
     results = reports.submit_batch(_store(), g.device, request.remote_addr, body["reports"], _report_schema,
                                    admit=admit)
@@ -160,7 +145,7 @@ def _number(raw: str, region: str | None) -> str:
        doc=Doc("Report a call event to the ring-once detector", 202, r.CallRecordedSchema, request=CallEventSchema,
                errors=(400, 413, 429), tags=("reports",)))
 def post_call():
-    event = CallEventSchema().load(_json_body())
+    event = CallEventSchema().load(json_body())
     return jsonify(calls.record(_store(), g.device, request.remote_addr, event)), 202
 
 
@@ -196,7 +181,7 @@ def lookup_prefix(prefix: str):
        doc=Doc("A number's owner disputes its verdict", 201, r.DisputeOpenedSchema, request=DisputeSchema,
                errors=(400, 409, 413, 429), tags=("moderation",)))
 def open_dispute():
-    body = DisputeSchema().load(_json_body())
+    body = DisputeSchema().load(json_body())
     number = _number(body["number"], body.get("region"))
     return jsonify(moderation.open_dispute(_store(), number, body["reason"], body["contact"])), 201
 
@@ -229,7 +214,7 @@ def export_feed():
        doc=Doc("Pin a number's verdict (audited)", 200, r.ReputationSchema, request=OverrideSchema,
                errors=(400, 413), tags=("moderation",), parameters=(NUMBER,)))
 def put_override(number: str):
-    body = OverrideSchema().load(_json_body())
+    body = OverrideSchema().load(json_body())
     return jsonify(moderation.set_override(_store(), _number(number, request.args.get("region")),
                                            body["verdict"], body["reason"], g.api_key.name))
 
@@ -238,7 +223,7 @@ def put_override(number: str):
        doc=Doc("Clear the override (audited)", 200, r.ReputationSchema, request=ClearOverrideSchema,
                body_required=False, errors=(400, 413), tags=("moderation",), parameters=(NUMBER,)))
 def delete_override(number: str):
-    body = ClearOverrideSchema().load(_json_body(optional=True))
+    body = ClearOverrideSchema().load(json_body(optional=True))
     return jsonify(moderation.set_override(_store(), _number(number, request.args.get("region")),
                                            None, body["reason"], g.api_key.name))
 
@@ -248,7 +233,7 @@ def delete_override(number: str):
                request=ClearOverrideSchema, body_required=False, errors=(400, 413), tags=("moderation",),
                parameters=(NUMBER,)))
 def release_hold(number: str):
-    body = ClearOverrideSchema().load(_json_body(optional=True))
+    body = ClearOverrideSchema().load(json_body(optional=True))
     return jsonify(moderation.release_hold(_store(), _number(number, request.args.get("region")),
                                            body["reason"], g.api_key.name))
 
@@ -287,6 +272,6 @@ def list_disputes():
                errors=(400, 404, 409, 413), tags=("moderation",),
                parameters=({"in": "path", "name": "dispute_id", "required": True, "schema": {"type": "string"}},)))
 def resolve_dispute(dispute_id: str):
-    body = ResolveSchema().load(_json_body())
+    body = ResolveSchema().load(json_body())
     return jsonify(moderation.resolve_dispute(_store(), dispute_id, body["override"], body["note"],
                                               g.api_key.name))

@@ -29,8 +29,9 @@ from .. import dnc, dnc_stats, sms
 from ..errors import QuotaExceeded, ValidationFailed
 from ..store import Store
 from . import responses as r
-from .api import NUMBER, _json_body, _number, _store
+from .api import NUMBER, _number, _store
 from .auth import ADMIN_KEY, DEVICE, SCRUB_KEY
+from .body import json_body
 from .ratelimit import DNC, SCRUB, VERIFICATIONS
 from .routes import Doc, route
 from .schemas import (ConsentRequestSchema, NumberQuerySchema, PreferencesUpdateSchema, RegistrationRequestSchema,
@@ -66,7 +67,7 @@ def _sms_sender(state) -> None:
                "network, destination number and destination country", 202, r.VerificationSchema,
                request=VerificationRequestSchema, errors=(400, 413, 429), tags=("do-not-call",)))
 def start_verification():
-    body = VerificationRequestSchema().load(_json_body())
+    body = VerificationRequestSchema().load(json_body())
     number = _number(body["number"], body.get("region"))
     answer = dnc.start_verification(_store(), g.device, number, current_app.extensions[SMS].send)
     return jsonify(answer), 202
@@ -77,7 +78,7 @@ def start_verification():
                "to this one)", 201, r.RegistrationSchema, request=RegistrationRequestSchema,
                errors=(400, 413, 429), tags=("do-not-call",)))
 def register():
-    body = RegistrationRequestSchema().load(_json_body())
+    body = RegistrationRequestSchema().load(json_body())
     answer = dnc.register(_store(), g.device, body["verification_id"], body["code"], body["preferences"])
     return jsonify(answer), 201
 
@@ -94,7 +95,7 @@ def my_registrations():
                r.RegistrationSchema, request=PreferencesUpdateSchema, query=NumberQuerySchema,
                errors=(400, 404, 413, 429), tags=("do-not-call",), parameters=(NUMBER,)))
 def update_registration(number: str):
-    body = PreferencesUpdateSchema().load(_json_body())
+    body = PreferencesUpdateSchema().load(json_body())
     number = _number(number, _number_query.load(request.args).get("region"))
     return jsonify(dnc.update(_store(), g.device_id, number, body["preferences"]))
 
@@ -113,7 +114,7 @@ def remove_registration(number: str):
                "this device registered", 201, r.ConsentSchema, request=ConsentRequestSchema,
                errors=(400, 404, 413, 429), tags=("do-not-call",)))
 def add_consent():
-    body = ConsentRequestSchema().load(_json_body())
+    body = ConsentRequestSchema().load(json_body())
     number = _number(body["number"], body.get("region"))
     return jsonify(dnc.add_consent(_store(), g.device_id, number, body["organization"], body["categories"])), 201
 
@@ -246,7 +247,7 @@ def scrub():
         return _scrub_csv(store, organization)
     _scrub_query.load(request.args)  # documented for text/csv; a JSON body says its own
     request.max_content_length = MAX_JSON_BODY
-    body = ScrubRequestSchema().load(_json_body())
+    body = ScrubRequestSchema().load(json_body())
     _charge(store, organization, len(body["numbers"]))
     now, tally = store.clock(), _Tally()
     rows = list(dnc.scrub(store, organization, body["category"], body.get("call_at", now), body["numbers"]))
