@@ -422,11 +422,21 @@ def _cas(store: Store, where: Place, expected: str | None, new: str | None, wind
     return bool(store.script("blocklist", "dnc_cas.lua")(keys=keys, args=args))
 
 
-def _note(store: Store, device_id: str, field: str, value: str) -> None:
-    noted = store.script("blocklist", "dnc_note.lua")(
-        keys=[store.keys.device(device_id), store.keys.dnc_device(device_id)], args=[field, value])
+def _note(store: Store, device_id: str, field: str, value: str, read: Place | None = None) -> str | None:
+    """Note `value` under `field` in the device's Do-Not-Call record, only while the device
+    exists; with `read`, in the same round trip, the registration there as it was (raw)."""
+    note = store.script("blocklist", "dnc_note.lua")
+    keys = [store.keys.device(device_id), store.keys.dnc_device(device_id)]
+
+    def fill(pipe) -> None:
+        store.evalsha(pipe, note, keys, [field, value])
+        if read is not None:
+            pipe.hget(store.keys.dnc_registrations(read.group, read.bucket), read.field)
+
+    noted, *raw = store.pipelined(fill)
     if not noted:
         raise Unauthorized("the device token is not valid")
+    return raw[0] if raw else None
 
 
 def _answer(store: Store, number: str, record: Record, windows: list[Window]) -> dict:
@@ -456,16 +466,17 @@ def register(store: Store, device: _Device, verification_id: str, code: str, pre
     where = place(store, number)
     zone_index = _zone_index(store, zone)
     device_key = store.keys.dnc_device(device.id)
-    _note(store, device.id, f"r{where.name}", seal(store, f"{device_key}:r{where.name}", number))
+    raw = _note(store, device.id, f"r{where.name}", seal(store, f"{device_key}:r{where.name}", number), read=where)
     now = _minute(store.clock())
     tag = device_tag(store, device.id)
     while True:
-        raw, current = _read(store, where)
+        current = Record.unpack(raw) if raw is not None else None
         registered = current.registered if current is not None and current.live(store, now) else now
         record = Record(prefs | (WINDOWS_FLAG if windows else 0), region, zone_index, registered, now, tag)
         if _cas(store, where, raw, record.pack(), _windows_text(windows)):
             dnc_stats.registered(store, current if current is not None and current.live(store, now) else None, record)
             return _answer(store, number, record, windows)
+        raw, _ = _read(store, where)
 
 
 def _owned(store: Store, device_id: str, number: str) -> tuple[Place, str, Record]:

@@ -8,9 +8,10 @@ violations by category), kept STATS_DAYS, and the live counts (registrations, ac
 each refused category, each region). A registration expires without any event, so when it is
 counted it is also counted in the hash of the day it will expire; once that day is over its
 counts are subtracted from the live ones (`settle`, on reading). A change cancels the old
-record's expiry and counts the new one's. Every counter is a pipelined HINCRBY in the round
-trip right after the event's own atomic write (on a cluster the statistics have their own
-slot, so they cannot share the registration's script). See docs/STORAGE.md.
+record's expiry and counts the new one's. The counters change in the round trip right after
+the event's own atomic write (on a cluster the statistics have their own slot, so they cannot
+share the registration's script): pipelined HINCRBYs, or for a registration's thirty-odd
+fields one script (lua/dnc_stats_add.lua). See docs/STORAGE.md.
 """
 from __future__ import annotations
 
@@ -108,18 +109,17 @@ def _change(store: Store, old: Optional["Record"], new: Optional["Record"], even
     if event in ("new", "removed") and record is not None:
         events[f"{event}:{_region(record)}"] = 1
 
-    def fill(pipe):
-        keys = store.keys
-        for field, value in live.items():
-            if value:
-                pipe.hincrby(keys.dnc_stats_live(), field, value)
-        for day, counts in expiring.items():
-            for field, value in counts.items():
-                if value:
-                    pipe.hincrby(keys.dnc_stats_expiring(day), field, value)
-        _count_day(store, pipe, today, events)
-        pipe.set(keys.dnc_stats_settled(), today - 1, nx=True)  # nothing counted has expired before today
-    store.pipelined(fill)
+    keys = store.keys
+    changes = [(keys.dnc_stats_live(), 0, live), (keys.dnc_stats_day(today), KEEP_SECONDS, events),
+               *((keys.dnc_stats_expiring(day), 0, counts) for day, counts in expiring.items())]
+    args: list = []
+    for _, ttl, counts in changes:
+        fields = [(field, value) for field, value in counts.items() if value]
+        args += [ttl, len(fields), *(part for pair in fields for part in pair)]
+    add = store.script("blocklist", "dnc_stats_add.lua")
+    store.pipelined(lambda pipe: [
+        store.evalsha(pipe, add, [key for key, _, _ in changes], args),
+        pipe.set(keys.dnc_stats_settled(), today - 1, nx=True)])  # nothing counted has expired before today
 
 
 def registered(store: Store, old: Optional["Record"], new: "Record") -> None:

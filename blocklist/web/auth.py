@@ -29,12 +29,23 @@ def _reading() -> bool:
     return request.method in ("GET", "HEAD", "OPTIONS")
 
 
+def authenticated_device(token: str | None) -> devices.Device:
+    """The device of `token` (Unauthorized otherwise), verified once per request: the rate
+    limiter, which needs the device before the route runs, and the route share the answer."""
+    seen = g.get("callmark_device_auth")
+    if seen is not None and seen[0] == token:
+        return seen[1]
+    device = devices.authenticate(_store(), token, cached=_reading())
+    g.callmark_device_auth = (token, device)
+    return device
+
+
 def device_required(view):
     """Reject the request with 401 unless it carries a valid device token; sets g.device and g.device_id."""
 
     @wraps(view)
     def wrapper(*args, **kwargs):
-        g.device = devices.authenticate(_store(), bearer_token(), cached=_reading())
+        g.device = authenticated_device(bearer_token())
         g.device_id = g.device.id
         return view(*args, **kwargs)
 
@@ -64,7 +75,7 @@ def device_or_key_required(view):
         if token and token.startswith(apikeys.KEY_TEXT_PREFIX):
             g.api_key = apikeys.authenticate(_store(), token, "feed")
         else:
-            g.device = devices.authenticate(_store(), token, cached=_reading())
+            g.device = authenticated_device(token)
             g.device_id = g.device.id
         return view(*args, **kwargs)
 

@@ -52,6 +52,11 @@ CONSENT_ID = {"in": "path", "name": "consent_id", "required": True, "schema": {"
 
 _number_query = NumberQuerySchema()
 _scrub_query = ScrubQuerySchema()
+_scrub_request = ScrubRequestSchema()
+_consent_request = ConsentRequestSchema()
+_preferences_update = PreferencesUpdateSchema()
+_registration_request = RegistrationRequestSchema()
+_verification_request = VerificationRequestSchema()
 
 
 @bp.record_once
@@ -67,7 +72,7 @@ def _sms_sender(state) -> None:
                "network, destination number and destination country", 202, r.VerificationSchema,
                request=VerificationRequestSchema, errors=(400, 413, 429), tags=("do-not-call",)))
 def start_verification():
-    body = VerificationRequestSchema().load(json_body())
+    body = _verification_request.load(json_body())
     number = _number(body["number"], body.get("region"))
     answer = dnc.start_verification(_store(), g.device, number, current_app.extensions[SMS].send)
     return jsonify(answer), 202
@@ -78,7 +83,7 @@ def start_verification():
                "to this one)", 201, r.RegistrationSchema, request=RegistrationRequestSchema,
                errors=(400, 413, 429), tags=("do-not-call",)))
 def register():
-    body = RegistrationRequestSchema().load(json_body())
+    body = _registration_request.load(json_body())
     answer = dnc.register(_store(), g.device, body["verification_id"], body["code"], body["preferences"])
     return jsonify(answer), 201
 
@@ -95,7 +100,7 @@ def my_registrations():
                r.RegistrationSchema, request=PreferencesUpdateSchema, query=NumberQuerySchema,
                errors=(400, 404, 413, 429), tags=("do-not-call",), parameters=(NUMBER,)))
 def update_registration(number: str):
-    body = PreferencesUpdateSchema().load(json_body())
+    body = _preferences_update.load(json_body())
     number = _number(number, _number_query.load(request.args).get("region"))
     return jsonify(dnc.update(_store(), g.device_id, number, body["preferences"]))
 
@@ -114,7 +119,7 @@ def remove_registration(number: str):
                "this device registered", 201, r.ConsentSchema, request=ConsentRequestSchema,
                errors=(400, 404, 413, 429), tags=("do-not-call",)))
 def add_consent():
-    body = ConsentRequestSchema().load(json_body())
+    body = _consent_request.load(json_body())
     number = _number(body["number"], body.get("region"))
     return jsonify(dnc.add_consent(_store(), g.device_id, number, body["organization"], body["categories"])), 201
 
@@ -247,7 +252,7 @@ def scrub():
         return _scrub_csv(store, organization)
     _scrub_query.load(request.args)  # documented for text/csv; a JSON body says its own
     request.max_content_length = MAX_JSON_BODY
-    body = ScrubRequestSchema().load(json_body())
+    body = _scrub_request.load(json_body())
     _charge(store, organization, len(body["numbers"]))
     now, tally = store.clock(), _Tally()
     rows = list(dnc.scrub(store, organization, body["category"], body.get("call_at", now), body["numbers"]))

@@ -44,7 +44,7 @@ from ..apikeys import KEY_TEXT_PREFIX
 from ..errors import CallMarkError, Unauthorized
 from ..keyed import keyed
 from ..keys import PREFIX
-from .auth import bearer_token
+from .auth import authenticated_device, bearer_token
 from .body import parsed
 from .routes import PER_ITEM, REGISTRY, SHARED_ROUND_TRIP, Limits
 
@@ -87,8 +87,8 @@ def _device() -> Optional[devices.Device]:
     device = g.get("device")
     token = bearer_token()
     if device is None and token and not _by_api_key():
-        try:  # before the route's own authentication: its cache makes that one free
-            device = devices.authenticate(current_app.extensions["callmark"], token)
+        try:  # before the route's own authentication, which takes the same answer
+            device = authenticated_device(token)
         except Unauthorized:
             return None
     return device
@@ -194,12 +194,40 @@ class Guard:
         self.shares_round_trips = (type(strategy) is FixedWindowRateLimiter
                                    and isinstance(strategy.storage, RedisStorage))
 
-    def hit(self, counters: Counters) -> None:
-        """Count one request against every limit of `counters`; raise RateLimited past one."""
-        for name, who in counters:
-            for item in self.limits[name]:
-                if not self.limiter.limiter.hit(item, name, who):
-                    self.refuse(item, name, who)
+    def hit(self, counters: Counters, store=None) -> None:
+        """Count one request against every limit of `counters`, in their order; raise
+        RateLimited past one. A limit after the one that refused is left as it was (a request
+        the device's own budget refuses spends no destination's). Given the store, and with the
+        fixed-window Redis counting, all counters go in one round trip (and the few behind a
+        refusal are given back in a second); otherwise one call per limit."""
+        if store is None or not self.shares_round_trips:
+            for name, who in counters:
+                for item in self.limits[name]:
+                    if not self.limiter.limiter.hit(item, name, who):
+                        self.refuse(item, name, who)
+            return
+        items = self._items(counters)
+        counts = store.pipelined(lambda pipe: self._queue_hits(store, pipe, items))
+        for index, ((item, name, who), count) in enumerate(zip(items, counts)):
+            if int(count) > item.amount:
+                behind = items[index + 1:]
+                if behind:
+                    storage = self.limiter.limiter.storage
+                    store.pipelined(lambda pipe: [pipe.decr(storage.prefixed_key(later.key_for(n, w)))
+                                                  for later, n, w in behind])
+                self.refuse(item, name, who)
+
+    def _items(self, counters: Counters) -> list[tuple[RateLimitItem, str, str]]:
+        return [(item, name, who) for name, who in counters for item in self.limits[name]]
+
+    def _queue_hits(self, store, pipe, items: list[tuple[RateLimitItem, str, str]]) -> None:
+        """Queue what FixedWindowRateLimiter.hit sends for each item: limits' increment script
+        on its key."""
+        storage = self.limiter.limiter.storage
+        store.scripts.setdefault(("limits", "incr_expire"), storage.lua_incr_expire)  # reloaded on NOSCRIPT
+        for item, name, who in items:
+            store.evalsha(pipe, storage.lua_incr_expire, [storage.prefixed_key(item.key_for(name, who))],
+                          [item.get_expiry(), 1])
 
     def refuse(self, item: RateLimitItem, name: str, who: str):
         raise self.refusal(item, name, who)
@@ -223,7 +251,7 @@ class Guard:
         """Spend up to `wanted` units of every limit of `counters` at once; return how many fit
         and, when some did not, the refusal for them. The request costs one unit at least."""
         storage = self.limiter.limiter.storage
-        items = [(item, name, who) for name, who in counters for item in self.limits[name]]
+        items = self._items(counters)
         room = min([wanted, *(item.amount - storage.get(item.key_for(name, who)) for item, name, who in items)])
         cost = max(1, room)
         admitted, tightest = max(0, room), None
@@ -245,15 +273,11 @@ class Guard:
         pending = g.pop("callmark_pending_limits", None)
         if pending is None:  # counted already, in before_request
             return store.pipelined(fill)[0]
-        items = [(item, name, who) for name, who in _counters(pending) for item in self.limits[name]]
-        storage = self.limiter.limiter.storage
-        store.scripts.setdefault(("limits", "incr_expire"), storage.lua_incr_expire)  # reloaded on NOSCRIPT
+        items = self._items(_counters(pending))
 
         def queue(pipe) -> None:
             fill(pipe)
-            for item, name, who in items:
-                store.evalsha(pipe, storage.lua_incr_expire, [storage.prefixed_key(item.key_for(name, who))],
-                              [item.get_expiry(), 1])
+            self._queue_hits(store, pipe, items)
 
         reply, *counts = store.pipelined(queue)
         for (item, name, who), count in zip(items, counts):
@@ -302,7 +326,7 @@ def init_app(app: Flask, storage_uri: str) -> Limiter:
         elif declared.counting == PER_ITEM:
             guard.check(_counters(limits))
         else:
-            guard.hit(_counters(limits))
+            guard.hit(_counters(limits), app.extensions["callmark"])
 
     @app.after_request
     def count_the_rest(response):
