@@ -255,6 +255,22 @@ def test_a_csv_line_longer_than_256_bytes_is_400_and_scrubs_nothing(client, acme
     assert redis_state(redis_client) == before
 
 
+@pytest.mark.parametrize("charset", ["latin-1", "UTF-16", "gbk"])
+def test_a_csv_scrub_in_another_charset_is_415_and_scrubs_nothing(client, acme, redis_client, charset):
+    before = redis_state(redis_client)
+    answer = client.post("/v1/dnc/scrub?category=loan", data="13800138000\n".encode(charset),
+                         headers={**acme, "Content-Type": f"text/csv; charset={charset}"})
+    assert charset.lower() in assert_error(answer, 415, "unsupported_media_type")["message"]
+    assert redis_state(redis_client) == before
+
+
+@pytest.mark.parametrize("charset", ["UTF-8", "utf8", "us-ascii"])
+def test_a_csv_scrub_that_says_it_is_utf8_or_ascii_is_scrubbed(client, acme, charset):
+    answer = client.post("/v1/dnc/scrub?category=loan", data=b"13800138000\n",
+                         headers={**acme, "Content-Type": f"text/csv; charset={charset}"})
+    assert answer.get_data(as_text=True).splitlines() == ["number,callable,reason", f"{NUMBER},true,"]
+
+
 def test_an_empty_csv_scrub_is_400(client, acme, redis_client):
     before = redis_state(redis_client)
     assert_error(scrub_csv(client, acme, b""), 400, "validation_error")

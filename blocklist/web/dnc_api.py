@@ -21,7 +21,7 @@ from typing import IO, Iterable, Iterator
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from marshmallow import ValidationError
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
 from sync.signing import iso
 
@@ -48,6 +48,7 @@ SPOOL_CHUNK = 256 * 1024  # bytes read at a time from an upload
 SPOOL_IN_MEMORY = 1024 * 1024  # an upload up to this size is spooled in memory, a larger one on disk
 STREAM_BATCH = 5000  # rows per piece of the streamed answer
 CSV_HEADER = "number,callable,reason\n"
+CSV_CHARSETS = ("utf-8", "utf8", "us-ascii", "ascii")  # what a text/csv scrub may say it is
 CONSENT_ID = {"in": "path", "name": "consent_id", "required": True, "schema": {"type": "string"}}
 
 _number_query = NumberQuerySchema()
@@ -217,6 +218,9 @@ def _scrub_csv(store: Store, organization: str) -> Response:
     query = _scrub_query.load(request.args)
     if "category" not in query:
         raise ValidationError({"category": ["Missing data for required field."]})
+    charset = request.mimetype_params.get("charset", "utf-8").lower()
+    if charset not in CSV_CHARSETS:
+        raise UnsupportedMediaType(f"a text/csv scrub is read as UTF-8, not {charset}: send it as UTF-8 (or ASCII)")
     request.max_content_length = MAX_CSV_BODY  # before the body is read: past it, 413
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
     try:

@@ -19,7 +19,7 @@ bp = Blueprint("openapi", __name__)
 ERROR_TEXT = {
     304: "not modified", 400: "bad input", 401: "missing or invalid credentials", 403: "credentials lack the scope",
     404: "not found", 405: "method not allowed", 409: "conflict", 410: "gone", 413: "body too large",
-    415: "the body is not sent as application/json",
+    415: "the body is not sent as application/json (or, where text/csv is taken, as UTF-8 text/csv)",
     429: "rate limited (Retry-After says when to retry)", 503: "the data store is not answering",
 }
 # A variable of a werkzeug rule, `<converter(arguments):name>` or `<name>`: OpenAPI writes it `{name}`.
