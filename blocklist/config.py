@@ -379,6 +379,15 @@ class Config:
         "CALLMARK_FEED_RETENTION_DAYS", 30, integer(1), "how long the change log (and report details) are kept")
     idempotency_hours: int = setting(
         "CALLMARK_IDEMPOTENCY_HOURS", 48, integer(1), "how long a `report_id` is remembered")
+    routing_file: str | None = setting(
+        "CALLMARK_ROUTING_FILE", None, text,
+        "the complaint routing table: its agencies, and which tag's complaints go to which (YAML, or JSON when "
+        "named `*.json`; format in blocklist/routing.py)",
+        shown="the shipped `blocklist/routing.yaml`")
+    complaint_retention_days: int = setting(
+        "CALLMARK_COMPLAINT_RETENTION_DAYS", 1825, integer(1),
+        "how long a complaint is kept after it was received (the FTC keeps five years); its case and the "
+        "public monthly counts stay")
     dnc_grace_days: int = setting(
         "CALLMARK_DNC_GRACE_DAYS", 31, integer(0),
         "days after a Do-Not-Call registration before a call to it counts as a violation (the scrub cycle)")

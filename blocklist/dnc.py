@@ -425,7 +425,7 @@ def _cas(store: Store, where: Place, expected: str | None, new: str | None, wind
 def _note(store: Store, device_id: str, field: str, value: str, read: Place | None = None) -> str | None:
     """Note `value` under `field` in the device's Do-Not-Call record, only while the device
     exists; with `read`, in the same round trip, the registration there as it was (raw)."""
-    note = store.script("blocklist", "dnc_note.lua")
+    note = store.script("blocklist", "device_field.lua")
     keys = [store.keys.device(device_id), store.keys.dnc_device(device_id)]
 
     def fill(pipe) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import re
 import time
-import zlib
 from typing import Iterator
 
 from . import changelog, reputation
@@ -12,7 +11,6 @@ from .errors import CursorExpired, ValidationFailed
 from .store import Store
 
 EXPORT_SCAN = 1000  # number keys fetched per SCAN step; bounds the export's memory
-GZIP_WBITS = 31  # zlib's window bits for a gzip stream
 # A position in a cursor is a Redis stream id: two unsigned 64-bit integers in ASCII digits
 # (str.isdigit() also takes "²" and "١٢٣", which int() and Redis refuse).
 STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
@@ -75,23 +73,15 @@ def _check_retention(store: Store, positions: dict[int, str]) -> None:
                 {"export": "/v1/feed/export"})
 
 
-def export(store: Store, compress: bool = False) -> Iterator[bytes]:
+def export(store: Store) -> Iterator[bytes]:
     """NDJSON of every number with a verdict, then `{"next_cursor": …}` taken before the scan."""
     cursor = changelog.head_cursor(store)  # before the scan: nothing changed during it is lost
-    encoder = zlib.compressobj(6, zlib.DEFLATED, GZIP_WBITS) if compress else None
-
-    def out(text: str) -> bytes:
-        data = text.encode()
-        return encoder.compress(data) if encoder else data
-
     for numbers in scan_numbers(store):
         lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in reputation.lookup_many(store, numbers)
                  if r["verdict"] != "unknown"]
         if lines:
-            yield out("".join(lines))
-    yield out(json.dumps({"next_cursor": cursor}) + "\n")
-    if encoder:
-        yield encoder.flush()
+            yield "".join(lines).encode()
+    yield (json.dumps({"next_cursor": cursor}) + "\n").encode()
 
 
 def scan_numbers(store: Store) -> Iterator[list[str]]:

@@ -252,6 +252,57 @@ class Keys:
         return f"{PREFIX}:dncstats:{{dncstats}}:settled"
 
 
+    # Complaints and their cases (blocklist/complaints.py, blocklist/cases.py): a complaint, the
+    # case of its number at its agency and their indexes share the number's bucket hash tag, so
+    # filing a complaint and each step of a case are one script on a cluster too; listings merge
+    # the buckets. A case's own keys are named by its agency and number, which every complaint
+    # knows before it is filed; a transfer renames them.
+    def complaint(self, bucket: int, complaint_id: str) -> str:
+        """Hash: one complaint (its id starts with the bucket): number, tag, company, content, call time and type, duration, reporter region, received, agency, case, Do-Not-Call flags, the contact AES-GCM encrypted when consented; deleted after CALLMARK_COMPLAINT_RETENTION_DAYS."""
+        return f"{PREFIX}:cp:{{b{bucket}}}:{complaint_id}"
+
+    def complaints_received(self, bucket: int) -> str:
+        """Sorted set: the bucket's complaint ids by when they were received (unix seconds): exports and retention read it."""
+        return f"{PREFIX}:cps:{{b{bucket}}}"
+
+    def case(self, agency: str, number: str) -> str:
+        """Hash: the case of a number at an agency: id, status, complaints, first and last, violations, `co:<company>` and `t:<tag>` counts, the verified company once upheld."""
+        return f"{PREFIX}:case:{{b{self.bucket_of(number)}}}:{agency}:{number}"
+
+    def case_complaints(self, agency: str, number: str) -> str:
+        """Sorted set: a case's complaint ids by when they were received."""
+        return f"{PREFIX}:case:cps:{{b{self.bucket_of(number)}}}:{agency}:{number}"
+
+    def case_audit(self, agency: str, number: str) -> str:
+        """Stream: a case's steps: when, who (key name), from and to which status, the note, the agencies of a transfer."""
+        return f"{PREFIX}:case:audit:{{b{self.bucket_of(number)}}}:{agency}:{number}"
+
+    def case_ids(self, bucket: int) -> str:
+        """Hash: the bucket's case ids -> `<agency>|<number>`, where each case is now."""
+        return f"{PREFIX}:case:ids:{{b{bucket}}}"
+
+    def cases_by_status(self, bucket: int, agency: str, status: str) -> str:
+        """Sorted set: an agency's cases in the bucket with one status, by their last activity (unix seconds, to the millisecond)."""
+        return f"{PREFIX}:cases:{{b{bucket}}}:{agency}:{status}"
+
+    def device_complaints(self, device_id: str) -> str:
+        """Sorted set: a device's complaint ids by when they were received, so that it can list them; deleted with the device."""
+        return f"{PREFIX}:dcp:{{d{device_id}}}"
+
+    # Public complaint figures (blocklist/complaint_stats.py): counts only, in a hash tag of
+    # their own; no TTL, so that a month's report outlives every retention period.
+    def complaint_month(self, month: str) -> str:
+        """Hash: a month's (`YYYY-MM`) public complaint counts: `n`, `d<DD>`, `t:<tag>`, `received:<agency>`, `upheld:<agency>`; a device counts once per number per day."""
+        return f"{PREFIX}:cstats:{{cstats}}:m:{month}"
+
+    def complaint_seen(self, day: int) -> str:
+        """Set: keyed hashes of (device, number) that complained on one day (days since 1970), so a device counts once per number per day; kept two days."""
+        return f"{PREFIX}:cstats:{{cstats}}:seen:{day}"
+
+    def complaint_report(self, month: str) -> str:
+        """String: a past month's public report, frozen (JSON) the first time it is read after the month ended."""
+        return f"{PREFIX}:cstats:{{cstats}}:report:{month}"
+
 # Not key families: scan patterns, helpers, and another way to name a family listed above.
 NOT_FAMILIES = {"bucket_of", "number_of", "number_pattern", "prefix_index_pattern", "report_id_pattern",
                 "prefix_index_of"}

@@ -8,7 +8,7 @@ from marshmallow import ValidationError
 
 from . import devices, numbers, trust, violations
 from .errors import CallMarkError
-from .reputation import Vote, cast_votes, withdraw_vote
+from .reputation import Outcome, Vote, cast_votes, withdraw_vote
 from .store import Store
 
 
@@ -51,11 +51,17 @@ def _cast(store: Store, device_id: str, votes: list[tuple[Vote, violations.Call 
     return outcomes
 
 
-def submit(store: Store, device: devices.Device, address: str | None, item: dict[str, Any]) -> dict[str, Any]:
-    """File one validated report; raise InvalidNumber for a number that is not one."""
+def cast(store: Store, device: devices.Device, address: str | None, item: dict[str, Any]) -> tuple[Vote, Outcome]:
+    """Cast the vote of one validated report (or complaint); InvalidNumber for a number that is
+    not one. The vote says whether it is a Do-Not-Call violation."""
     who = trust.reporter(store, device, address)
     flagged = _flagged(store, device.id, [_vote(store, devices.voter_field(store.secret, device.id), who, item)])
-    outcome, vote = _cast(store, device.id, flagged)[0], flagged[0][0]
+    return flagged[0][0], _cast(store, device.id, flagged)[0]
+
+
+def submit(store: Store, device: devices.Device, address: str | None, item: dict[str, Any]) -> dict[str, Any]:
+    """File one validated report; raise InvalidNumber for a number that is not one."""
+    vote, outcome = cast(store, device, address, item)
     return {"number": vote.number, "tag": vote.tag, "duplicate": outcome.duplicate}
 
 

@@ -19,8 +19,9 @@ DEFAULT_DAYS = 30
 TOP_NUMBERS = 20
 
 
-def period(raw_from: str | None, raw_to: str | None, today: date) -> tuple[date, date]:
-    """The inclusive period asked for: YYYY-MM-DD dates, by default the last 30 days."""
+def period(raw_from: str | None, raw_to: str | None, today: date, max_days: int = STATS_DAYS) -> tuple[date, date]:
+    """The inclusive period asked for: YYYY-MM-DD dates, by default the last 30 days, at most
+    `max_days` long."""
     try:
         end = date.fromisoformat(raw_to) if raw_to else today
         start = date.fromisoformat(raw_from) if raw_from else end - timedelta(days=DEFAULT_DAYS - 1)
@@ -28,8 +29,8 @@ def period(raw_from: str | None, raw_to: str | None, today: date) -> tuple[date,
         raise ValidationFailed("from and to are dates: YYYY-MM-DD", {"from": raw_from, "to": raw_to}) from None
     if start > end:
         raise ValidationFailed("from must not be after to", {"from": start.isoformat(), "to": end.isoformat()})
-    if (end - start).days >= STATS_DAYS:
-        raise ValidationFailed(f"a period is at most {STATS_DAYS} days", {"days": (end - start).days + 1})
+    if (end - start).days >= max_days:
+        raise ValidationFailed(f"a period is at most {max_days} days", {"days": (end - start).days + 1})
     return start, end
 
 

@@ -33,6 +33,7 @@ def credentials(app, store, client, device):
         "feed_key": {"Authorization": f"Bearer {apikeys.create(store, 'vendor', 'feed')}"},
         "admin_key": {"Authorization": f"Bearer {apikeys.create(store, 'operator', 'admin')}"},
         "scrub_key": {"Authorization": f"Bearer {apikeys.create(store, 'telemarketer', 'scrub')}"},
+        "regulator_key": {"Authorization": f"Bearer {apikeys.create(store, 'pboc', 'regulator', 'finance')}"},
     }
 
 
@@ -54,6 +55,9 @@ BEYOND_A_SCHEMA = {
     "GET /v1/stats",  # from and to are calendar dates, from <= to, a bounded period apart
     "GET /v1/dnc/stats",  # the same period as GET /v1/stats
     "POST /v1/dnc/scrub",  # category is a required query parameter with a text/csv body only: no document says so
+    "POST /v1/complaints",  # call_at at most 5 minutes ahead of the clock; contact only beside "contact_consent": true
+    "GET /v1/regulator/complaints/export",  # from and to are calendar dates, from <= to, at most a year apart
+    "GET /v1/regulator/cases",  # the same dates; a cursor is opaque
 }
 
 

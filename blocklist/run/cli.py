@@ -79,7 +79,8 @@ def sweep() -> None:
     click.echo(f"changed: {reputation.sweep(_store())}")
 
 
-@click.group("keys", cls=AppGroup, help="API keys for app vendors (feed) and operators (admin).")
+@click.group("keys", cls=AppGroup,
+             help="API keys for app vendors (feed), telemarketers (scrub), regulators (regulator) and operators (admin).")
 def keys_group() -> None:
     pass
 
@@ -87,13 +88,15 @@ def keys_group() -> None:
 @keys_group.command("create")
 @click.option("--name", required=True, help="A name to know the key by (letters, digits, . _ -).")
 @click.option("--scope", required=True, type=click.Choice(apikeys.SCOPES))
-def create_key(name: str, scope: str) -> None:
+@click.option("--agency", help="A regulator key's agency: an id of the routing table (CALLMARK_ROUTING_FILE).")
+def create_key(name: str, scope: str, agency: str | None) -> None:
     """Create a key and print it, alone on the last line; it is never shown again."""
     try:
-        key = apikeys.create(_store(), name, scope)
+        key = apikeys.create(_store(), name, scope, agency)
     except CallMarkError as exc:
         raise click.ClickException(exc.message) from None
-    click.echo(f"created {scope} key {name!r}; store it now, it is not shown again:")
+    click.echo(f"created {scope} key {name!r}" + (f" for agency {agency!r}" if agency else "")
+               + "; store it now, it is not shown again:")
     click.echo(key)
 
 
@@ -102,7 +105,8 @@ def list_keys() -> None:
     """Name, scope, created and last used of every key (never the key itself)."""
     for key in apikeys.list_keys(_store()):
         last = reputation.iso_unix(key["last_used"]) if key["last_used"] else "never"
-        click.echo(f"{key['name']}\t{key['scope']}\tcreated {reputation.iso_unix(key['created'])}\tlast used {last}")
+        scope = f"{key['scope']} ({key['agency']})" if key["agency"] else key["scope"]
+        click.echo(f"{key['name']}\t{scope}\tcreated {reputation.iso_unix(key['created'])}\tlast used {last}")
 
 
 @keys_group.command("revoke")

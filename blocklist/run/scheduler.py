@@ -8,7 +8,7 @@ import time
 
 import redis
 
-from .. import logs, publish, reputation, trust
+from .. import complaints, logs, publish, reputation, trust
 from ..config import Config
 from ..errors import PublishError
 from ..service import open_keyring, open_store
@@ -50,6 +50,9 @@ def _sweep(store) -> None:
     reweighed = trust.review(store)
     if reweighed:
         log.info("trust review: %d devices changed weight", reweighed)
+    expired = complaints.sweep(store)
+    if expired:
+        log.info("complaint retention: %d complaints deleted", expired)
 
 
 def _publish(store, keyring) -> None:

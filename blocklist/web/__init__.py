@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .. import logs
+from .. import logs, routing
 from ..config import Config
 from ..run import cli  # the operator commands, `flask --app app …`
 from ..service import open_keyring, open_store
-from . import admin, api, dnc_api, errors, observability, openapi, ratelimit, sync_api
+from . import admin, api, complaints_api, dnc_api, errors, observability, openapi, ratelimit, sync_api
 
 
 def _limiter_storage(config: Config, client) -> str:
@@ -26,6 +26,7 @@ def create_app(config: Config | None = None) -> Flask:
     """Build the application from `config` (default: the environment)."""
     config = config or Config.from_env()
     config.validate()
+    routing.cached(config.routing_file)  # a bad routing table stops the start, naming its line
     logs.configure_logging(config.log_level, config.log_format)
     app = Flask(__name__)
     app.config["CALLMARK"] = config
@@ -42,6 +43,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(sync_api.bp)
     app.register_blueprint(dnc_api.bp)
+    app.register_blueprint(complaints_api.bp)
     app.register_blueprint(admin.bp)
     openapi.init_app(app)
     ratelimit.init_app(app, _limiter_storage(config, store.redis))

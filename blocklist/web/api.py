@@ -2,12 +2,15 @@
 (blocklist/web/routes.py): its path, auth, rate limits and documented answers."""
 from __future__ import annotations
 
+from typing import Callable
+
 import redis
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.routing import PathConverter
 
-from .. import calls, devices, feed, lookup, metrics, moderation, numbers, reports, reputation, stats, tags
+from .. import (calls, devices, erasure, feed, lookup, metrics, moderation, numbers, reports, reputation, stats,
+               tags)
 from ..errors import CallMarkError, NotReady
 from ..lists import PUBLISHED
 from ..store import Store
@@ -16,6 +19,7 @@ from .auth import ADMIN_KEY, DEVICE, DEVICE_OR_KEY, FEED_KEY
 from .body import json_body
 from .ratelimit import CALLS, DISPUTES, ERASURE, FEED, LOOKUPS, REGISTRATION, REPORTS, admit, counted
 from .routes import PER_ITEM, SHARED_ROUND_TRIP, Doc, route
+from .streaming import streamed
 from .schemas import (AuditQuerySchema, BatchSchema, CallEventSchema, ClearOverrideSchema, DisputeSchema,
                       FeedQuerySchema, NumberQuerySchema, OverrideSchema, ReportSchema, ResolveSchema,
                       StatsQuerySchema)
@@ -93,14 +97,20 @@ def register_device():
        doc=Doc("Tag a number (one vote per device and number)", 201, r.ReportResultSchema, request=ReportSchema,
                errors=(400, 413, 429), tags=("reports",)))
 def post_report():
+    result = counted_report(lambda: reports.submit(_store(), g.device, request.remote_addr,
+                                                   _report_schema.load(json_body())))
+    return jsonify(result), 201
+
+
+def counted_report(submit: Callable[[], dict]) -> dict:
+    """`submit()` a report (or a complaint), counting it, or its error, in the metrics."""
     try:
-        item = _report_schema.load(json_body())
-        result = reports.submit(_store(), g.device, request.remote_addr, item)
+        result = submit()
     except (CallMarkError, ValidationError) as exc:
         metrics.count_report(error=getattr(exc, "code", "validation_error"))
         raise
     metrics.count_report(duplicate=result["duplicate"])
-    return jsonify(result), 201
+    return result
 
 
 @route(bp, "POST", "/v1/reports/batch", auth=DEVICE, limits=REPORTS, counting=PER_ITEM,
@@ -161,9 +171,10 @@ def get_number(number: str):
 
 
 @route(bp, "DELETE", "/v1/devices/me", auth=DEVICE, limits=ERASURE,
-       doc=Doc("Erase this device and withdraw all its votes", 200, r.EraseSchema, errors=(429,), tags=("devices",)))
+       doc=Doc("Erase this device: withdraw all its votes, remove its Do-Not-Call registrations, detach its "
+               "complaints (they stay as evidence, naming no device)", 200, r.EraseSchema, errors=(429,), tags=("devices",)))
 def erase_device():
-    withdrawn = devices.erase(_store(), g.device_id)
+    withdrawn = erasure.erase(_store(), g.device_id)
     return jsonify(erased=True, votes_withdrawn=withdrawn)
 
 
@@ -200,12 +211,7 @@ def get_feed():
        doc=Doc("Every number with a verdict as NDJSON, then the cursor to continue from", 200,
                content={"application/x-ndjson": {"schema": {"type": "string"}}}, errors=(429,), tags=("feed",)))
 def export_feed():
-    compress = "gzip" in request.headers.get("Accept-Encoding", "")
-    response = Response(feed.export(_store(), compress=compress), mimetype="application/x-ndjson")
-    if compress:
-        response.headers["Content-Encoding"] = "gzip"
-    response.headers["Vary"] = "Accept-Encoding"
-    return response
+    return streamed(feed.export(_store()), "application/x-ndjson")
 
 
 # --- operators ---------------------------------------------------------------------------

@@ -110,6 +110,7 @@ class Auth:
 # The OpenAPI security schemes (all bearer tokens) the requirements below name.
 SCHEMES = {"device": "device token from POST /v1/devices", "feed_key": "API key, scope feed or admin",
            "admin_key": "API key, scope admin", "scrub_key": "API key, scope scrub or admin",
+           "regulator_key": "API key, scope regulator (bound to one agency) or admin (every agency)",
            "metrics_token": "CALLMARK_METRICS_TOKEN, when it is set"}
 
 DEVICE = Auth(device_required, ({"device": []},), (401,))
@@ -117,5 +118,6 @@ DEVICE_OR_KEY = Auth(device_or_key_required, ({"device": []}, {"feed_key": []}),
 FEED_KEY = Auth(key_required("feed"), ({"feed_key": []},), (401, 403))
 ADMIN_KEY = Auth(key_required("admin"), ({"admin_key": []},), (401, 403))
 SCRUB_KEY = Auth(key_required("scrub"), ({"scrub_key": []},), (401, 403))  # the organisation is the key's name
+REGULATOR_KEY = Auth(key_required("regulator"), ({"regulator_key": []},), (401, 403))  # its agency: the key's
 # The token is optional ({} needs none), so its 401 is among the route's own errors.
 SCRAPER = Auth(scraper_required, ({}, {"metrics_token": []}), ())

@@ -377,3 +377,125 @@ class DncStatsSchema(Schema):
     callable = fields.Integer(required=True, metadata={"description": "of the numbers scrubbed"})
     callable_share = fields.Float(required=True, metadata={"description": "callable of numbers scrubbed, 0 to 1"})
     violations = fields.List(fields.Nested(DncViolationsSchema), required=True)
+
+
+# --- complaints, cases and exposure ------------------------------------------------------------
+
+class ComplaintFiledSchema(Schema):
+    complaint_id = fields.String(required=True)
+    number = fields.String(required=True)
+    case_id = fields.String(required=True)
+    agency = fields.String(required=True, metadata={"description": "the agency it was routed to (GET /v1/agencies)"})
+    case_status = fields.String(required=True)
+    dnc_violation = fields.Boolean(required=True)
+    duplicate = fields.Boolean(required=True, metadata={"description": "sent before (its report_id): nothing new filed"})
+
+
+class ComplaintShownSchema(Schema):
+    complaint_id = fields.String(required=True)
+    number = fields.String(required=True)
+    tag = fields.String(required=True)
+    tag_zh = fields.String(required=True, allow_none=True)
+    company = fields.String(required=True, allow_none=True)
+    content = fields.String(required=True, allow_none=True)
+    call_at = fields.String(required=True)
+    call_type = fields.String(required=True, allow_none=True)
+    duration_seconds = fields.Float(required=True, allow_none=True)
+    reporter_region = fields.String(required=True, allow_none=True)
+    received_at = fields.String(required=True)
+    agency = fields.String(required=True)
+    case_id = fields.String(required=True, allow_none=True)
+    dnc_registered = fields.Boolean(required=True)
+    dnc_violation = fields.Boolean(required=True)
+
+
+class MyComplaintSchema(ComplaintShownSchema):
+    case_status = fields.String(required=True, allow_none=True)
+
+
+class MyComplaintsSchema(Schema):
+    complaints = fields.List(fields.Nested(MyComplaintSchema), required=True)
+
+
+class CaseComplaintSchema(ComplaintShownSchema):
+    contact = fields.String(required=True, allow_none=True, metadata={
+        "description": "how to reach the reporter, given with their consent; otherwise null"})
+
+
+class CompanyCountSchema(Schema):
+    company = fields.String(required=True)
+    complaints = fields.Integer(required=True)
+
+
+class TagCountSchema(Schema):
+    tag = fields.String(required=True)
+    complaints = fields.Integer(required=True)
+
+
+class CaseSummarySchema(Schema):
+    case_id = fields.String(required=True)
+    number = fields.String(required=True)
+    agency = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(["received", "verifying", "upheld", "rejected"]))
+    complaints = fields.Integer(required=True)
+    companies = fields.List(fields.Nested(CompanyCountSchema), required=True)
+    categories = fields.List(fields.Nested(TagCountSchema), required=True)
+    first_complaint_at = fields.String(required=True)
+    last_activity_at = fields.String(required=True)
+    dnc_violations = fields.Integer(required=True)
+    verified_company = fields.String(required=True, allow_none=True)
+    upheld_at = fields.String(required=True, allow_none=True)
+
+
+class CasesSchema(Schema):
+    cases = fields.List(fields.Nested(CaseSummarySchema), required=True)
+    next_cursor = fields.String(required=True, allow_none=True)
+
+
+class CrowdSchema(Schema):
+    verdict = fields.String(required=True, validate=_VERDICT)
+    label = fields.String(required=True, allow_none=True)
+    reporters = fields.Integer(required=True)
+
+
+class CaseAuditSchema(Schema):
+    at = fields.String(required=True)
+    actor = fields.String(required=True, metadata={"description": "the key's name; empty for a complaint's own step"})
+    from_ = fields.String(required=True, data_key="from", metadata={"description": "the status before; empty when opened"})
+    to = fields.String(required=True)
+    note = fields.String(required=True)
+    from_agency = fields.String()
+    to_agency = fields.String()
+
+
+
+class CaseSchema(CaseSummarySchema):
+    crowd = fields.Nested(CrowdSchema, required=True)
+    complaints_shown = fields.List(fields.Nested(CaseComplaintSchema), required=True)
+    audit = fields.List(fields.Nested(CaseAuditSchema), required=True)
+
+
+class ExposureEntrySchema(Schema):
+    company = fields.String(required=True, metadata={"description": "the name the agency verified"})
+    numbers = fields.List(fields.String(), required=True)
+    categories = fields.List(fields.String(), required=True)
+    agencies = fields.List(fields.String(), required=True)
+    upheld_cases = fields.Integer(required=True)
+    first_upheld_at = fields.String(required=True)
+    last_upheld_at = fields.String(required=True)
+
+
+class ExposureSchema(Schema):
+    exposure = fields.List(fields.Nested(ExposureEntrySchema), required=True)
+
+
+class AgencySchema(Schema):
+    id = fields.String(required=True)
+    name_zh = fields.String(required=True)
+    name_en = fields.String(required=True)
+
+
+class RoutingSchema(Schema):
+    agencies = fields.List(fields.Nested(AgencySchema), required=True)
+    routes = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    default = fields.String(required=True)

@@ -5,9 +5,9 @@ import re
 from datetime import datetime
 
 import phonenumbers
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from .. import apikeys, dnc, numbers, tags
+from .. import apikeys, complaints, dnc, numbers, tags
 
 MAX_BATCH = 500  # reports per batch request
 # Every region phonenumbers knows, in upper or lower case: the OpenAPI document lists them all.
@@ -39,10 +39,10 @@ def _no_control(value: str) -> None:
         raise ValidationError("control characters are not allowed")
 
 
-def _text(max_length: int, min_length: int | None = None, **kwargs) -> fields.String:
+def _text(max_length: int, min_length: int | None = None, metadata: dict | None = None, **kwargs) -> fields.String:
     """Free text without control characters, documented with PLAIN_TEXT."""
     return fields.String(validate=[validate.Length(min=min_length, max=max_length), _no_control],
-                         metadata={"pattern": PLAIN_TEXT}, **kwargs)
+                         metadata={"pattern": PLAIN_TEXT, **(metadata or {})}, **kwargs)
 
 
 class StrictBoolean(fields.Boolean):
@@ -59,20 +59,31 @@ class Strict(Schema):
         unknown = RAISE
 
 
+def _tag() -> fields.String:
+    return fields.String(required=True, validate=validate.OneOf(list(tags.BY_CODE)))
+
+
+def _report_id() -> fields.String:
+    return fields.String(validate=FullMatch(r"^[A-Za-z0-9._:-]{1,64}$", error="1 to 64 letters, digits or . _ : -"))
+
+
+def _called_number() -> fields.String:
+    # The device's own number that rang: only hashed, to find its Do-Not-Call registration
+    # (a marketing call to it may be a violation); never stored. numbers.normalize checks it.
+    return fields.String(validate=validate.Length(max=64), metadata={
+        "description": "the device's own number that was called (E.164 or national in `region`): a marketing "
+                       "tag for a call to its Do-Not-Call registration may be a violation; never stored"})
+
+
 class ReportSchema(Strict):
     number = fields.String(required=True)  # numbers.normalize says what is wrong with it
-    tag = fields.String(required=True, validate=validate.OneOf(list(tags.BY_CODE)))
+    tag = _tag()
     region = _region()
-    report_id = fields.String(validate=FullMatch(r"^[A-Za-z0-9._:-]{1,64}$",
-                                                 error="1 to 64 letters, digits or . _ : -"))
+    report_id = _report_id()
     company = _text(100)
     note = _text(500)
     call = fields.Nested(lambda: CallSchema())  # declared below, beside the CallTime its `at` is
-    # The device's own number that rang: only hashed, to find its Do-Not-Call registration
-    # (a marketing call to it may be a violation); never stored. numbers.normalize checks it.
-    called_number = fields.String(validate=validate.Length(max=64), metadata={
-        "description": "the device's own number that was called (E.164 or national in `region`): a marketing "
-                       "tag for a call to its Do-Not-Call registration may be a violation; never stored"})
+    called_number = _called_number()
 
 
 class CallEventSchema(Strict):
@@ -267,3 +278,59 @@ class ScrubRequestSchema(Strict):
     # Each number is scrubbed on its own: one that is no phone number answers invalid_number.
     numbers = fields.List(fields.String(validate=[validate.Length(max=MAX_SCRUB_TEXT), _text_only]), required=True,
                           validate=validate.Length(min=1, max=MAX_SCRUB_JSON))
+
+
+class ComplaintSchema(Strict):
+    """A complaint: the 12321 form's fields, and the device's vote with its tag (as a report)."""
+
+    number = fields.String(required=True, metadata={"description": "the number that called"})
+    region = _region()
+    tag = _tag()
+    company = _text(100, metadata={"description": "the company the caller spoke for, as the reporter heard it"})
+    content = _text(complaints.MAX_CONTENT, metadata={"description": "what was said"})
+    call_at = CallTime("when the call rang (ISO 8601 with an offset); more than 5 minutes ahead is refused; "
+                       "default the time of the complaint")
+    call_type = fields.String(validate=validate.OneOf(complaints.CALL_TYPES))
+    duration_seconds = fields.Float(validate=validate.Range(min=0, max=86400), allow_nan=False)
+    report_id = _report_id()
+    contact_consent = StrictBoolean(metadata={
+        "description": "the reporter agrees to be contacted by the agency; only then is `contact` taken"})
+    contact = _text(200, 1, metadata={"description": "how the agency may reach the reporter (kept encrypted)"})
+    reporter_region = fields.String(validate=FullMatch(r"^[A-Za-z0-9][A-Za-z0-9 +-]{0,15}$",
+                                                       error="a region or area code, up to 16 letters, digits, "
+                                                             "spaces, + or -"))
+    called_number = _called_number()
+
+    @validates_schema
+    def _contact_needs_consent(self, data, **kwargs) -> None:
+        if "contact" in data and data.get("contact_consent") is not True:
+            raise ValidationError("a contact is taken only with \"contact_consent\": true", "contact")
+
+
+class TransitionSchema(Strict):
+    to = fields.String(required=True, validate=validate.OneOf(["verifying", "upheld", "rejected", "transferred"]))
+    note = _text(1000, load_default="")
+    company = _text(100, 1, metadata={"description": "upheld: the company the agency verified (what exposure shows)"})
+    agency = fields.String(validate=validate.Length(max=32), metadata={
+        "description": "transferred: the agency the case goes to (GET /v1/agencies)"})
+
+
+def _day(description: str, **kwargs) -> fields.String:
+    return fields.String(validate=FullMatch(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", error="a date: YYYY-MM-DD"),
+                         metadata={"description": description}, **kwargs)
+
+
+class CasesQuerySchema(Strict):
+    status = fields.String(validate=validate.OneOf(["received", "verifying", "upheld", "rejected"]))
+    from_ = _day("first day of last activity, YYYY-MM-DD (UTC)", data_key="from", attribute="from")
+    to = _day("last day of last activity, YYYY-MM-DD (UTC)")
+    cursor = fields.String(validate=[validate.Length(max=200), FullMatch(r"^[A-Za-z0-9_-]*$")],
+                           metadata={"description": "next_cursor of the page before"})
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+class ExportQuerySchema(Strict):
+    from_ = _day("first day received, YYYY-MM-DD (UTC); default 30 days before `to`", data_key="from",
+                 attribute="from")
+    to = _day("last day received, YYYY-MM-DD (UTC); default today")
+    format = fields.String(load_default="csv", validate=validate.OneOf(["csv", "ndjson", "ftc"]))

@@ -1,0 +1,39 @@
+"""Public complaint figures: counts per month that the monthly report (`GET /v1/public/reports/<YYYY-MM>`)
+is made of, without scanning a complaint.
+
+Each month's hash counts complaints in total, per day and per tag, and cases received and
+upheld per agency. A device counts once per number per day (the day's set of keyed hashes of
+device and number, kept two days), so one phone cannot make a figure. The hashes have no TTL:
+a month's figures outlive every retention period, and once the month is over its report is
+frozen. Only counts are kept, never a number or a device. See docs/STORAGE.md.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from .keyed import keyed
+from .store import Store
+
+SEEN_SECONDS = 2 * 86400  # a day's set of (device, number) outlives the day
+
+
+def month_of(at: float) -> str:
+    """`YYYY-MM` (UTC) of a unix time."""
+    return datetime.fromtimestamp(at, tz=timezone.utc).strftime("%Y-%m")
+
+
+def complained(store: Store, device_id: str, number: str, tag: str, at: float) -> bool:
+    """Count a complaint received at `at`, unless the device complained of the number that day
+    already; returns whether it counted."""
+    day = int(at // 86400)
+    seen = keyed(store.secret, "complaint-seen", f"{device_id}|{number}").hex()[:24]
+    script = store.script("blocklist", "complaint_count.lua")
+    counted = script(keys=[store.keys.complaint_month(month_of(at)), store.keys.complaint_seen(day)],
+                     args=[seen, datetime.fromtimestamp(at, tz=timezone.utc).strftime("d%d"), f"t:{tag}",
+                           SEEN_SECONDS])
+    return bool(counted)
+
+
+def case_step(store: Store, agency: str, status: str, at: float) -> None:
+    """Count a case that reached `status` (received: opened, or moved to the agency; upheld) at `at`."""
+    store.redis.hincrby(store.keys.complaint_month(month_of(at)), f"{status}:{agency}", 1)
