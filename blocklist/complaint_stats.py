@@ -1,5 +1,5 @@
-"""Public complaint figures: counts per month that the monthly report (`GET /v1/public/reports/<YYYY-MM>`)
-is made of, without scanning a complaint.
+"""Public complaint figures: the counts per month the monthly report (blocklist/monthly.py) is
+made of, so that it never scans a complaint.
 
 Each month's hash counts complaints in total, per day and per tag, and cases received and
 upheld per agency. A device counts once per number per day (the day's set of keyed hashes of
@@ -37,3 +37,4 @@ def complained(store: Store, device_id: str, number: str, tag: str, at: float) -
 def case_step(store: Store, agency: str, status: str, at: float) -> None:
     """Count a case that reached `status` (received: opened, or moved to the agency; upheld) at `at`."""
     store.redis.hincrby(store.keys.complaint_month(month_of(at)), f"{status}:{agency}", 1)
+

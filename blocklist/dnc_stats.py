@@ -179,7 +179,8 @@ def _days(start: date, end: date) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
-def _share(part: int | None, whole: int | None) -> float | None:
+def share(part: int | None, whole: int | None) -> float | None:
+    """part / whole to four places; None unless both are published."""
     if part is None or whole is None:
         return None
     return round(part / whole, 4) if whole else 0.0
@@ -209,7 +210,7 @@ def figures(store: Store, start: date, end: date) -> dict[str, Any]:
                        key=lambda row: (-row["registrations"], -row["new"], row["region"]))
     refusals = [{"category": code, "name_en": tags.BY_CODE[code].name_en, "name_zh": tags.BY_CODE[code].name_zh,
                  "registrations": max(live.get(f"refuse:{code}", 0), 0),
-                 "share": _share(max(live.get(f"refuse:{code}", 0), 0), total)} for code in MARKETING]
+                 "share": share(max(live.get(f"refuse:{code}", 0), 0), total)} for code in MARKETING]
     windows = max(live.get("windows", 0), 0)
     categories = list(MARKETING) + sorted({f[2:] for f in period if f.startswith("v:")} - set(MARKETING))
     violations = [{"category": code, "violations": period.get(f"v:{code}", 0)} for code in categories]
@@ -223,11 +224,11 @@ def figures(store: Store, start: date, end: date) -> dict[str, Any]:
         "per_day": per_day,
         "by_region": by_region,
         "refusals": refusals,
-        "accept_windows": {"registrations": windows, "share": _share(windows, total)},
+        "accept_windows": {"registrations": windows, "share": share(windows, total)},
         "scrubs": period.get("scrubs", 0),
         "numbers_scrubbed": period.get("scrubbed", 0),
         "callable": period.get("callable", 0),
-        "callable_share": _share(period.get("callable", 0), period.get("scrubbed", 0)),
+        "callable_share": share(period.get("callable", 0), period.get("scrubbed", 0)),
         "violations": violations,
     }
 
@@ -252,21 +253,24 @@ def shown(count: int | None) -> str:
     return SUPPRESSED_TEXT if count is None else f"{count:,}"
 
 
+def month_start(text: str) -> date:
+    """The first day of a `YYYY-MM` month; ValidationFailed otherwise."""
+    try:
+        first = date.fromisoformat(f"{text}-01") if len(text) == 7 else None
+    except ValueError:
+        first = None
+    if first is None:
+        raise ValidationFailed("a month is YYYY-MM", {"month": text})
+    return first
+
+
 def public_summary(store: Store, month: str | date) -> dict[str, Any]:
     """The month's figures for the public report (`YYYY-MM`, or any date in it): every count
     under SUPPRESS_BELOW is None, and a share is given only where its count and its whole are
     both published. Regions under SUPPRESS_BELOW are pooled as "other" (itself withheld when
     under it); violation shares are of the published violation counts only, so a share never
     reveals a withheld count."""
-    if isinstance(month, str):
-        try:
-            first = date.fromisoformat(f"{month}-01") if len(month) == 7 else None
-        except ValueError:
-            first = None
-        if first is None:
-            raise ValidationFailed("month is YYYY-MM", {"month": month})
-    else:
-        first = month.replace(day=1)
+    first = month_start(month) if isinstance(month, str) else month.replace(day=1)
     last = first.replace(day=monthrange(first.year, first.month)[1])
     exact = figures(store, first, last)
     total = suppress(exact["registrations"])
@@ -279,12 +283,12 @@ def public_summary(store: Store, month: str | date) -> dict[str, Any]:
     if other:
         regions.append({"region": "other", "registrations": suppress(other)})
     for row in regions:
-        row["share"] = _share(row["registrations"], total)
+        row["share"] = share(row["registrations"], total)
     violations = [{"category": row["category"], "violations": suppress(row["violations"])}
                   for row in exact["violations"]]
     published = sum(row["violations"] or 0 for row in violations)
     for row in violations:
-        row["share"] = _share(row["violations"], published or None)
+        row["share"] = share(row["violations"], published or None)
     windows = suppress(exact["accept_windows"]["registrations"])
     scrubbed, callable_ = suppress(exact["numbers_scrubbed"]), suppress(exact["callable"])
     return {
@@ -296,12 +300,12 @@ def public_summary(store: Store, month: str | date) -> dict[str, Any]:
         "expired": suppress(exact["expired"]),
         "by_region": regions,
         "refusals": [{"category": row["category"], "name_en": row["name_en"], "name_zh": row["name_zh"],
-                      "registrations": (count := suppress(row["registrations"])), "share": _share(count, total)}
+                      "registrations": (count := suppress(row["registrations"])), "share": share(count, total)}
                      for row in exact["refusals"]],
-        "accept_windows": {"registrations": windows, "share": _share(windows, total)},
+        "accept_windows": {"registrations": windows, "share": share(windows, total)},
         "scrubs": suppress(exact["scrubs"]),
         "numbers_scrubbed": scrubbed,
         "callable": callable_,
-        "callable_share": _share(callable_, scrubbed),
+        "callable_share": share(callable_, scrubbed),
         "violations": violations,
     }

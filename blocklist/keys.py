@@ -61,7 +61,7 @@ class Keys:
         return f"{PREFIX}:talk:{{b{self.bucket_of(number)}}}:{number}"
 
     def daily_stats(self, bucket: int, day: int) -> str:
-        """Hash: the bucket's report counts on one day (days since 1970): `n`, and `t<tag index>`."""
+        """Hash: the bucket's report counts on one day (days since 1970): `n`, `t<tag index>`, numbers newly marked `m`, ring-once numbers detected `r`."""
         return f"{PREFIX}:stats:{{b{bucket}}}:{day}"
 
     def most_reported(self, bucket: int) -> str:

@@ -318,6 +318,13 @@ retire_due()
 local where = {key = key, stream = stream, schedule = schedule, index = index, held = held, number = number,
                digits = digits, now = now, min_id = min_id}
 local verdict, label, total, changed = publish(where, reporters, scores, fields, written, old_state)
+-- The public monthly figures (blocklist/complaint_stats.py): a number marked (a verdict or a
+-- label where it had none) and a ring-once the detector found, on the day they happened.
+if (changed == 1 and old_state == 0) or (voter == DETECTOR_VOTER and outcome == 'new') then
+  if changed == 1 and old_state == 0 then redis.call('HINCRBY', day_stats, 'm', 1) end
+  if voter == DETECTOR_VOTER and outcome == 'new' then redis.call('HINCRBY', day_stats, 'r', 1) end
+  redis.call('EXPIRE', day_stats, STATS_DAYS * 86400)
+end
 if total >= TOP_MIN then
   redis.call('ZADD', most_reported, total, number)
 elseif mode ~= 'vote' then

@@ -8,7 +8,7 @@ import time
 
 import redis
 
-from .. import complaints, logs, publish, reputation, trust
+from .. import complaints, logs, monthly, publish, reputation, trust
 from ..config import Config
 from ..errors import PublishError
 from ..service import open_keyring, open_store
@@ -53,6 +53,7 @@ def _sweep(store) -> None:
     expired = complaints.sweep(store)
     if expired:
         log.info("complaint retention: %d complaints deleted", expired)
+    monthly.freeze_last_month(store)
 
 
 def _publish(store, keyring) -> None:

@@ -6,11 +6,12 @@ the work.
 """
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timezone
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
-from .. import cases, complaint_export, complaints, routing, stats
+from .. import cases, complaint_export, complaints, monthly, routing, stats
 from ..store import Store
 from . import responses as r
 from .api import _store, counted_report
@@ -18,7 +19,8 @@ from .auth import DEVICE, REGULATOR_KEY
 from .body import json_body
 from .ratelimit import REPORTS
 from .routes import Doc, route
-from .schemas import CasesQuerySchema, ComplaintSchema, ExportQuerySchema, TransitionSchema
+from .schemas import (CasesQuerySchema, ComplaintSchema, ExportQuerySchema, MonthlyReportQuerySchema,
+                      TransitionSchema)
 from .streaming import streamed
 
 bp = Blueprint("complaints", __name__)
@@ -31,6 +33,7 @@ _complaint = ComplaintSchema()
 _transition = TransitionSchema()
 _cases_query = CasesQuerySchema()
 _export_query = ExportQuerySchema()
+_report_query = MonthlyReportQuerySchema()
 
 
 # --- the phone user ------------------------------------------------------------------------
@@ -124,3 +127,26 @@ def exposure():
     response = jsonify(exposure=cases.exposure(_store()))
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
+
+
+MONTH = {"in": "path", "name": "month", "required": True, "description": "YYYY-MM",
+         "schema": {"type": "string", "pattern": r"^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])$"}}
+
+
+@route(bp, "GET", "/v1/public/reports/<month>",
+       doc=Doc("The month's public report: complaints in total and per day, category shares, numbers newly marked, "
+               "ring-once numbers detected, cases per agency, the exposure of the month and the Do-Not-Call "
+               "figures; counts under 10 withheld. A past month's is frozen (its ETag never changes)", 200,
+               content={"application/json": {"schema": r.MonthlyReportSchema},
+                        "text/csv": {"schema": {"type": "string"}}},
+               query=MonthlyReportQuerySchema, errors=(304, 400), tags=("public",), parameters=(MONTH,)))
+def monthly_report(month: str):
+    query = _report_query.load(request.args)
+    shown, frozen = monthly.report(_store(), month)
+    if query["format"] == "csv":
+        response = Response(monthly.report_csv(shown), mimetype="text/csv")
+    else:
+        response = jsonify(shown)
+    response.set_etag(hashlib.sha256(response.get_data()).hexdigest())
+    response.headers["Cache-Control"] = "public, max-age=86400, immutable" if frozen else "public, max-age=300"
+    return response.make_conditional(request)

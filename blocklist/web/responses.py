@@ -499,3 +499,37 @@ class RoutingSchema(Schema):
     agencies = fields.List(fields.Nested(AgencySchema), required=True)
     routes = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
     default = fields.String(required=True)
+
+
+class MonthDaySchema(Schema):
+    date = fields.String(required=True)
+    complaints = fields.Integer(required=True, allow_none=True, metadata={"description": "null: under 10"})
+
+
+class CategoryShareSchema(Schema):
+    tag = fields.String(required=True)
+    name_en = fields.String(required=True)
+    name_zh = fields.String(required=True)
+    complaints = fields.Integer(required=True, allow_none=True)
+    share = fields.Float(required=True, allow_none=True)
+
+
+class AgencyCasesSchema(Schema):
+    agency = fields.String(required=True)
+    name_zh = fields.String(required=True)
+    name_en = fields.String(required=True)
+    received = fields.Integer(required=True, allow_none=True)
+    upheld = fields.Integer(required=True, allow_none=True)
+
+
+class MonthlyReportSchema(Schema):
+    month = fields.String(required=True)
+    suppressed_below = fields.Integer(required=True)
+    complaints = fields.Integer(required=True, allow_none=True)
+    complaints_per_day = fields.List(fields.Nested(MonthDaySchema), required=True)
+    category_shares = fields.List(fields.Nested(CategoryShareSchema), required=True)
+    numbers_newly_marked = fields.Integer(required=True, allow_none=True)
+    ring_once_detected = fields.Integer(required=True, allow_none=True)
+    cases = fields.List(fields.Nested(AgencyCasesSchema), required=True)
+    exposure = fields.List(fields.Nested(ExposureEntrySchema), required=True)
+    do_not_call = fields.Dict(required=True, metadata={"description": "the month's Do-Not-Call figures, suppressed"})

@@ -334,3 +334,7 @@ class ExportQuerySchema(Strict):
                  attribute="from")
     to = _day("last day received, YYYY-MM-DD (UTC); default today")
     format = fields.String(load_default="csv", validate=validate.OneOf(["csv", "ndjson", "ftc"]))
+
+
+class MonthlyReportQuerySchema(Strict):
+    format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
