@@ -22,19 +22,26 @@ def month_of(at: float) -> str:
     return datetime.fromtimestamp(at, tz=timezone.utc).strftime("%Y-%m")
 
 
-def complained(store: Store, device_id: str, number: str, tag: str, at: float) -> bool:
-    """Count a complaint received at `at`, unless the device complained of the number that day
-    already; returns whether it counted."""
+def queue_complained(store: Store, pipe, reporter: str, number: str, tag: str, at: float) -> None:
+    """Queue on `pipe` the counting of a complaint received at `at`, unless its reporter (a
+    device, or an imported row) complained of the number that day already."""
     day = int(at // 86400)
-    seen = keyed(store.secret, "complaint-seen", f"{device_id}|{number}").hex()[:24]
-    script = store.script("blocklist", "complaint_count.lua")
-    counted = script(keys=[store.keys.complaint_month(month_of(at)), store.keys.complaint_seen(day)],
-                     args=[seen, datetime.fromtimestamp(at, tz=timezone.utc).strftime("d%d"), f"t:{tag}",
-                           SEEN_SECONDS])
-    return bool(counted)
+    seen = keyed(store.secret, "complaint-seen", f"{reporter}|{number}").hex()[:24]
+    store.evalsha(pipe, store.script("blocklist", "complaint_count.lua"),
+                  [store.keys.complaint_month(month_of(at)), store.keys.complaint_seen(day)],
+                  [seen, datetime.fromtimestamp(at, tz=timezone.utc).strftime("d%d"), f"t:{tag}", SEEN_SECONDS])
+
+
+def complained(store: Store, device_id: str, number: str, tag: str, at: float) -> bool:
+    """Count a device's complaint received at `at` (queue_complained); returns whether it counted."""
+    return bool(store.pipelined(lambda pipe: queue_complained(store, pipe, device_id, number, tag, at))[0])
+
+
+def queue_case_step(store: Store, pipe, agency: str, status: str, at: float) -> None:
+    """Queue the counting of a case that reached `status` at `at` (received: opened, or moved
+    to the agency; upheld)."""
+    pipe.hincrby(store.keys.complaint_month(month_of(at)), f"{status}:{agency}", 1)
 
 
 def case_step(store: Store, agency: str, status: str, at: float) -> None:
-    """Count a case that reached `status` (received: opened, or moved to the agency; upheld) at `at`."""
-    store.redis.hincrby(store.keys.complaint_month(month_of(at)), f"{status}:{agency}", 1)
-
+    store.pipelined(lambda pipe: queue_case_step(store, pipe, agency, status, at))

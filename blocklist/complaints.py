@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import secrets
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Iterator
 
@@ -117,21 +118,28 @@ def _registered(store: Store, device_id: str, item: dict[str, Any]) -> bool:
     return normalize(item["called_number"], item.get("region") or store.config.default_region) in mine
 
 
-def _file(store: Store, device_id: str, complaint_id: str, bucket: int, agency: str, number: str, tag: str,
-          company: str, violation: bool, now: float, fields: dict[str, Any]) -> tuple[str, str, str, bool]:
-    """Run lua/complaint_file.lua and note the complaint in the device's list, in one round trip;
-    returns (filed | exists, case id, case status, whether the case was opened). A device
-    erased meanwhile keeps no note, and the complaint it filed keeps no contact."""
+def _queue_file(store: Store, pipe, complaint_id: str, bucket: int, agency: str, number: str, tag: str,
+                company: str, violation: bool, now: float, fields: dict[str, Any]) -> None:
+    """Queue lua/complaint_file.lua for one complaint on `pipe`."""
     keys = store.keys
     script_keys = [keys.complaint(bucket, complaint_id), keys.complaints_received(bucket), keys.case(agency, number),
                    keys.case_complaints(agency, number), keys.case_audit(agency, number), keys.case_ids(bucket),
                    *(keys.cases_by_status(bucket, agency, status) for status in STATUSES)]
     args = [complaint_id, f"{now:.3f}", f"{bucket}-{secrets.token_hex(8)}", agency, number, tag, company,
             int(violation), CASE_AUDIT_KEEP, *(part for pair in fields.items() for part in pair)]
-    script, note = store.script("blocklist", "complaint_file.lua"), store.script("blocklist", "device_field.lua")
+    store.evalsha(pipe, store.script("blocklist", "complaint_file.lua"), script_keys, args)
+
+
+def _file(store: Store, device_id: str, complaint_id: str, bucket: int, agency: str, number: str, tag: str,
+          company: str, violation: bool, now: float, fields: dict[str, Any]) -> tuple[str, str, str, bool]:
+    """Run lua/complaint_file.lua and note the complaint in the device's list, in one round trip;
+    returns (filed | exists, case id, case status, whether the case was opened). A device
+    erased meanwhile keeps no note, and the complaint it filed keeps no contact."""
+    keys = store.keys
+    note = store.script("blocklist", "device_field.lua")
 
     def fill(pipe) -> None:
-        store.evalsha(pipe, script, script_keys, args)
+        _queue_file(store, pipe, complaint_id, bucket, agency, number, tag, company, violation, now, fields)
         store.evalsha(pipe, note, [keys.device(device_id), keys.device_complaints(device_id)],
                       [complaint_id, f"{now:.3f}"])
 
@@ -141,6 +149,53 @@ def _file(store: Store, device_id: str, complaint_id: str, bucket: int, agency: 
     if outcome == "exists":
         return outcome, case_id, _case_status(store, bucket, case_id), False
     return outcome, case_id, rest[0], bool(rest[1])
+
+
+@dataclass(frozen=True)
+class Imported:
+    """A complaint of an imported file (blocklist/importer.py): no device, one reporter per row."""
+
+    reporter: str  # the row's own reporter ("ftc:<file sha256>:<row>"): its id and its public counting
+    number: str
+    tag: str
+    received: float
+    call_at: float | None
+    reporter_region: str
+
+
+def file_imported(store: Store, rows: list[Imported]) -> dict[str, int]:
+    """File imported complaints, pipelined: each in the case of its number at its agency, and
+    counted in the public figures. A row already filed (the same file again) files nothing;
+    one received past CALLMARK_COMPLAINT_RETENTION_DAYS is counted in the figures but not kept.
+    Returns how many were filed, already filed and past the retention."""
+    table, now = _table(store), store.clock()
+    cutoff = now - store.config.complaint_retention_days * 86400
+    kept = [row for row in rows if row.received >= cutoff]
+    old = [row for row in rows if row.received < cutoff]
+
+    def queue(pipe) -> None:
+        for row in kept:
+            bucket = store.keys.bucket_of(row.number)
+            record = {"number": row.number, "tag": row.tag, "call_at": row.call_at if row.call_at is not None
+                      else row.received, "reporter_region": row.reporter_region, "received_at": row.received,
+                      "agency": table.agency_for(row.tag).id, "dnc_registered": 0, "dnc_violation": 0}
+            fields = {FIELDS[name]: value for name, value in record.items() if value != ""}
+            _queue_file(store, pipe, _id(store, bucket, row.reporter, "import"), bucket, record["agency"], row.number,
+                        row.tag, "", False, row.received, fields)
+
+    replies = store.pipelined(queue) if kept else []
+    filed = [(row, reply) for row, reply in zip(kept, replies) if reply[0] == "filed"]
+
+    def count(pipe) -> None:
+        for row in [row for row, _ in filed] + old:
+            complaint_stats.queue_complained(store, pipe, row.reporter, row.number, row.tag, row.received)
+        for row, reply in filed:
+            if reply[3]:  # the case was opened
+                complaint_stats.queue_case_step(store, pipe, table.agency_for(row.tag).id, "received", row.received)
+
+    if filed or old:
+        store.pipelined(count)
+    return {"filed": len(filed), "already": len(kept) - len(filed), "past_retention": len(old)}
 
 
 def _case_status(store: Store, bucket: int, case_id: str) -> str:

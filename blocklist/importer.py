@@ -1,4 +1,4 @@
-"""Import the FTC Do-Not-Call complaint files as reports.
+"""Import the FTC Do-Not-Call complaint files as reports and complaints.
 
 Two formats, told apart by their header:
 
@@ -12,6 +12,11 @@ file's SHA-256 and the row's position: identical rows stay separate complaints, 
 is one vote however often its file is imported. Importing a file again with the same dating
 finds every vote already cast. With another dating the votes already cast are re-dated: the
 reporter's vote is withdrawn and cast again at the new time, so it still counts once.
+
+Each row is also filed as a complaint (blocklist/complaints.py `file_imported`), routed by the
+routing table: Subject gives the tag, the dating its receipt, Violation_Date its call time,
+Consumer_Area_Code (else Consumer_State) the reporter's region. A row received longer ago than
+CALLMARK_COMPLAINT_RETENTION_DAYS counts in the public figures and is not kept.
 """
 from __future__ import annotations
 
@@ -24,7 +29,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from typing import Callable, Iterator
 
-from . import devices, numbers, reputation, tags
+from . import complaints, devices, numbers, reputation, tags
+from .complaints import Imported
 from .errors import InvalidNumber, ValidationFailed
 from .reputation import Vote, cast_votes
 from .store import Store
@@ -38,7 +44,8 @@ UNKNOWN_SUBJECT_TAG = "harassment"
 
 REPORTED_CALLS = "Reported Calls file"
 NINETY_DAY = "90-day numbers file"
-REPORTED_CALLS_COLUMNS = ("Company_Phone_Number", "Created_Date", "Subject")  # the columns read
+REPORTED_CALLS_COLUMNS = ("Company_Phone_Number", "Created_Date", "Subject")  # the columns it must have
+COMPLAINT_COLUMNS = ("Violation_Date", "Consumer_State", "Consumer_Area_Code")  # read for the complaint when there
 NINETY_DAY_HEADER = ["pattern"]
 NAME_DAY = re.compile(r"(\d{4}-\d{2}-\d{2})\.csv$", re.IGNORECASE)  # ...-2025-12-11.csv
 SHOWN_HEADER_CHARS = 60  # of an unknown header, in its error message
@@ -76,12 +83,16 @@ class Summary:
     redated: int = 0  # votes of an earlier import cast again with this import's dating
     already_imported: int = 0  # votes of an earlier import with the same dating
     numbers: set[str] = field(default_factory=set)  # distinct numbers of the valid rows
+    complaints: int = 0  # rows newly filed as complaints
+    past_retention: int = 0  # rows received longer ago than the complaint retention: counted, not kept
     skipped: Counter = field(default_factory=Counter)  # reason -> rows
 
     def lines(self) -> list[str]:
         out = [f"files: {self.files}", f"rows: {self.rows}", f"imported: {self.imported}",
                f"re-dated: {self.redated}", f"already imported: {self.already_imported}",
-               f"numbers: {len(self.numbers)}", f"skipped: {sum(self.skipped.values())}"]
+               f"numbers: {len(self.numbers)}", f"complaints filed: {self.complaints}",
+               f"past the complaint retention (counted, not kept): {self.past_retention}",
+               f"skipped: {sum(self.skipped.values())}"]
         out += [f"  {reason}: {count}" for reason, count in sorted(self.skipped.items())]
         return out
 
@@ -180,13 +191,21 @@ def _created(value: str) -> float:
     return datetime.strptime(value.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
 
 
-def _votes(store: Store, source: Source, summary: Summary) -> Iterator[Vote]:
+def _time_or_none(value: str) -> float | None:
+    try:
+        return _created(value) if value.strip() else None
+    except ValueError:
+        return None
+
+
+def _votes(store: Store, source: Source, summary: Summary) -> Iterator[tuple[Vote, Imported]]:
+    """Each valid row's vote and the complaint it files."""
     records = _records(source.text)
     header = [name.strip() for name in next(records)]
-    column = {name: header.index(name) for name in REPORTED_CALLS_COLUMNS if name in header}
+    column = {name: header.index(name) for name in (*REPORTED_CALLS_COLUMNS, *COMPLAINT_COLUMNS) if name in header}
 
     def cell(record: list[str], name: str) -> str:
-        i = column[name]
+        i = column.get(name, len(record))
         return record[i] if i < len(record) else ""
 
     for position, record in enumerate(records):
@@ -211,8 +230,10 @@ def _votes(store: Store, source: Source, summary: Summary) -> Iterator[Vote]:
             summary.skipped["invalid Created_Date"] += 1
             continue
         summary.numbers.add(number)
-        voter = devices.voter_field(store.secret, f"ftc:{source.sha256}:{position}")
-        yield Vote(number=number, tag=tag, voter=voter, at=at)
+        reporter = f"ftc:{source.sha256}:{position}"
+        region = cell(record, "Consumer_Area_Code").strip() or cell(record, "Consumer_State").strip()
+        yield (Vote(number=number, tag=tag, voter=devices.voter_field(store.secret, reporter), at=at),
+               Imported(reporter, number, tag, at, _time_or_none(cell(record, "Violation_Date")), region[:32]))
 
 
 def import_ftc(store: Store, paths: list[str], dated_now: bool = False, day: date | None = None,
@@ -225,10 +246,10 @@ def import_sources(store: Store, sources: list[Source], progress: Callable[[int]
     """Import files read by `read_files`; `progress(rows)` is told of the rows done."""
     summary = Summary(files=len(sources))
     for source in sources:
-        batch: list[Vote] = []
+        batch: list[tuple[Vote, Imported]] = []
         reported = summary.rows
-        for vote in _votes(store, source, summary):
-            batch.append(vote)
+        for pair in _votes(store, source, summary):
+            batch.append(pair)
             if len(batch) >= PIPELINE_BATCH:
                 _flush(store, batch, summary)
                 if progress:
@@ -240,11 +261,13 @@ def import_sources(store: Store, sources: list[Source], progress: Callable[[int]
     return summary
 
 
-def _flush(store: Store, batch: list[Vote], summary: Summary) -> None:
+def _flush(store: Store, pairs: list[tuple[Vote, Imported]], summary: Summary) -> None:
     """Cast a batch: new votes, and earlier votes of the same reporters at another hour moved
-    to this import's time (counted once: a re-dated complaint moves no statistic)."""
-    if not batch:
+    to this import's time (counted once: a re-dated complaint moves no statistic); then file
+    the rows as complaints (each file's row once, however often it is imported)."""
+    if not pairs:
         return
+    batch = [vote for vote, _ in pairs]
     stored = store.pipelined(lambda pipe: [pipe.hget(store.keys.number(v.number), v.voter) for v in batch])
     cast: list[Vote] = []
     for vote, packed in zip(batch, stored):
@@ -262,4 +285,7 @@ def _flush(store: Store, batch: list[Vote], summary: Summary) -> None:
             summary.already_imported += 1
         else:
             summary.imported += 1
-    batch.clear()
+    filed = complaints.file_imported(store, [row for _, row in pairs])
+    summary.complaints += filed["filed"]
+    summary.past_retention += filed["past_retention"]
+    pairs.clear()

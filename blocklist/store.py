@@ -92,9 +92,10 @@ class Store:
         """Queue commands with `fill(pipe)` and run them in one round trip.
 
         Scripts go by EVALSHA alone (see `evalsha`), not with a SCRIPT EXISTS before every
-        round trip. Redis keeps no scripts across a restart: on NOSCRIPT they are loaded and
-        the round trip runs again, which is safe because no script ran and every other
-        command queued by CallMark may be repeated.
+        round trip. Each is loaded when this process first names it (`script`), so a NOSCRIPT
+        means Redis lost them all (a restart, SCRIPT FLUSH): they are loaded and the round trip
+        runs again, which is safe because no script of it ran and every other command queued
+        by CallMark may be repeated.
         """
         for attempt in (1, 2):
             pipe = self.redis.pipeline(transaction=False)
@@ -117,7 +118,11 @@ class Store:
     def script(self, package: str, name: str) -> "redis.commands.core.Script":
         """A Lua script from `package`/lua/, registered once per store."""
         if (package, name) not in self.scripts:
-            self.scripts[package, name] = self.redis.register_script(_lua(name, package))
+            script = self.redis.register_script(_lua(name, package))
+            # Loaded now, not on its first NOSCRIPT: a round trip where one script ran and another
+            # was missing could not simply run again.
+            self.redis.script_load(script.script)
+            self.scripts[package, name] = script
         return self.scripts[package, name]
 
     @classmethod

@@ -224,7 +224,9 @@ class Guard:
         """Queue what FixedWindowRateLimiter.hit sends for each item: limits' increment script
         on its key."""
         storage = self.limiter.limiter.storage
-        store.scripts.setdefault(("limits", "incr_expire"), storage.lua_incr_expire)  # reloaded on NOSCRIPT
+        if ("limits", "incr_expire") not in store.scripts:  # loaded, and reloaded on NOSCRIPT, as the store's own
+            store.redis.script_load(storage.lua_incr_expire.script)
+            store.scripts["limits", "incr_expire"] = storage.lua_incr_expire
         for item, name, who in items:
             store.evalsha(pipe, storage.lua_incr_expire, [storage.prefixed_key(item.key_for(name, who))],
                           [item.get_expiry(), 1])
