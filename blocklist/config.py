@@ -209,6 +209,9 @@ RATE_LIMITS: dict[str, Setting] = {
     "scrub": _limit("CALLMARK_RATE_LIMIT_SCRUB", "60/minute;5000/day", "5000/minute",
                     "scrub and receipt requests per `scrub` API key (the numbers scrubbed have "
                     "`CALLMARK_SCRUB_DAILY_NUMBERS`)"),
+    "public": _limit("CALLMARK_RATE_LIMIT_PUBLIC", "60/minute;2000/day", "5000/minute",
+                     "requests per client address to the public figures (exposure, the monthly report and "
+                     "its page), which need no credentials"),
 }
 RATE_LIMIT_SETTINGS = {name: limit.env for name, limit in RATE_LIMITS.items()}  # limit name -> its variable
 RATE_LIMIT_DEFAULTS = {profile: {name: getattr(limit.default, profile) for name, limit in RATE_LIMITS.items()}

@@ -17,7 +17,7 @@ from . import responses as r
 from .api import _store, counted_report
 from .auth import DEVICE, REGULATOR_KEY
 from .body import json_body
-from .ratelimit import REPORTS
+from .ratelimit import LOOKUPS, PUBLIC, REPORTS
 from .routes import Doc, route
 from .schemas import (CasesQuerySchema, ComplaintSchema, ExportQuerySchema, MonthlyReportQuerySchema,
                       TransitionSchema)
@@ -48,7 +48,7 @@ def file_complaint():
     return jsonify(answer), 201
 
 
-@route(bp, "GET", "/v1/complaints/me", auth=DEVICE, limits=REPORTS,
+@route(bp, "GET", "/v1/complaints/me", auth=DEVICE, limits=LOOKUPS,
        doc=Doc("This device's complaints, newest first, with their cases' status", 200, r.MyComplaintsSchema,
                errors=(429,), tags=("complaints",)))
 def my_complaints():
@@ -119,10 +119,10 @@ def export_complaints():
 
 # --- everyone ------------------------------------------------------------------------------
 
-@route(bp, "GET", "/v1/public/exposure",
+@route(bp, "GET", "/v1/public/exposure", limits=PUBLIC,
        doc=Doc("Companies whose cases an agency upheld, by the name the agency verified, with their numbers, "
                "categories and dates; never what the crowd alone claims", 200, r.ExposureSchema,
-               tags=("public",)))
+               errors=(429,), tags=("public",)))
 def exposure():
     response = jsonify(exposure=cases.exposure(_store()))
     response.headers["Cache-Control"] = "public, max-age=300"
@@ -133,13 +133,13 @@ MONTH = {"in": "path", "name": "month", "required": True, "description": "YYYY-M
          "schema": {"type": "string", "pattern": r"^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])$"}}
 
 
-@route(bp, "GET", "/v1/public/reports/<month>",
+@route(bp, "GET", "/v1/public/reports/<month>", limits=PUBLIC,
        doc=Doc("The month's public report: complaints in total and per day, category shares, numbers newly marked, "
                "ring-once numbers detected, cases per agency, the exposure of the month and the Do-Not-Call "
                "figures; counts under 10 withheld. A past month's is frozen (its ETag never changes)", 200,
                content={"application/json": {"schema": r.MonthlyReportSchema},
                         "text/csv": {"schema": {"type": "string"}}},
-               query=MonthlyReportQuerySchema, errors=(304, 400), tags=("public",), parameters=(MONTH,)))
+               query=MonthlyReportQuerySchema, errors=(304, 400, 429), tags=("public",), parameters=(MONTH,)))
 def monthly_report(month: str):
     query = _report_query.load(request.args)
     shown, frozen = monthly.report(_store(), month)

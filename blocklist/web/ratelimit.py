@@ -154,7 +154,8 @@ VERIFICATIONS: Limits = (("verifications", _caller), ("verifications_network", _
                          ("verifications_number", _destination_number), ("verifications_country", _destination_country))
 DNC: Limits = (("dnc", _caller),)
 SCRUB: Limits = (("scrub", _caller),)
-CLASSES = (REGISTRATION, REPORTS, ERASURE, DISPUTES, CALLS, LOOKUPS, FEED, VERIFICATIONS, DNC, SCRUB)
+PUBLIC: Limits = (("public", _address),)
+CLASSES = (REGISTRATION, REPORTS, ERASURE, DISPUTES, CALLS, LOOKUPS, FEED, VERIFICATIONS, DNC, SCRUB, PUBLIC)
 
 Counters = list[tuple[str, str]]  # (limit name, whose requests count)
 
