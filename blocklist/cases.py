@@ -138,11 +138,12 @@ def transition(store: Store, key: ApiKey, case_id: str, to: str, note: str, comp
                        {"status": reply[1]})
     if outcome == "occupied":
         raise Conflict(f"{agency} has a case of {number} already: transfer refused")
+    shown = _read(store, case_id)  # as it is now: a transfer's answer too, though the case left the key's agency
     if to == "upheld":
-        complaint_stats.case_step(store, here, "upheld", now)
+        complaint_stats.upheld(store, shown)
     elif to == "transferred":
         complaint_stats.case_step(store, agency, "received", now)
-    return _read(store, case_id)  # as it is now: a transfer's answer too, though the case left the key's agency
+    return shown
 
 
 def _cursor(text: str | None) -> tuple[float, str] | None:
@@ -212,27 +213,23 @@ def _records(store: Store, case_ids: list[str]) -> list[dict[str, str]]:
         if found else []
 
 
-def exposure(store: Store) -> list[dict[str, Any]]:
-    """The upheld cases, by the company the agency verified: its numbers, categories, upheld
-    cases and dates. Nothing the crowd claimed and no agency has verified is shown."""
-    agencies = list(routing.cached(store.config.routing_file).agencies)
-    sets = [store.keys.cases_by_status(b, a, "upheld") for b in range(store.config.buckets) for a in agencies]
-    ids = [case_id for members in store.pipelined(lambda pipe: [pipe.zrange(name, 0, -1) for name in sets])
-           for case_id in members]
+def exposure(store: Store, month: str | None = None) -> list[dict[str, Any]]:
+    """The upheld cases (of `month`, YYYY-MM, when given), by the company the agency verified:
+    its numbers, categories, agencies, upheld cases and dates. Nothing the crowd claimed and
+    no agency has verified is shown."""
     by_company: dict[str, dict[str, Any]] = {}
-    for record in _records(store, ids):
-        if not record or record.get("s") != "upheld":
+    for case in complaint_stats.exposed(store):
+        if month is not None and not case["upheld_at"].startswith(month):
             continue
-        summary = _summary(record)
-        entry = by_company.setdefault(summary["verified_company"], {
-            "company": summary["verified_company"], "numbers": set(), "categories": set(), "agencies": set(),
-            "upheld_cases": 0, "first_upheld_at": summary["upheld_at"], "last_upheld_at": summary["upheld_at"]})
-        entry["numbers"].add(summary["number"])
-        entry["categories"].update(row["tag"] for row in summary["categories"])
-        entry["agencies"].add(summary["agency"])
+        entry = by_company.setdefault(case["company"], {
+            "company": case["company"], "numbers": set(), "categories": set(), "agencies": set(),
+            "upheld_cases": 0, "first_upheld_at": case["upheld_at"], "last_upheld_at": case["upheld_at"]})
+        entry["numbers"].add(case["number"])
+        entry["categories"].update(case["categories"])
+        entry["agencies"].add(case["agency"])
         entry["upheld_cases"] += 1
-        entry["first_upheld_at"] = min(entry["first_upheld_at"], summary["upheld_at"])
-        entry["last_upheld_at"] = max(entry["last_upheld_at"], summary["upheld_at"])
+        entry["first_upheld_at"] = min(entry["first_upheld_at"], case["upheld_at"])
+        entry["last_upheld_at"] = max(entry["last_upheld_at"], case["upheld_at"])
     return [{**entry, "numbers": sorted(entry["numbers"]), "categories": sorted(entry["categories"]),
              "agencies": sorted(entry["agencies"])}
             for entry in sorted(by_company.values(), key=lambda e: (-e["upheld_cases"], e["company"]))]

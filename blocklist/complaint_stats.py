@@ -2,13 +2,15 @@
 made of, so that it never scans a complaint.
 
 Each month's hash counts complaints in total, per day and per tag, and cases received and
-upheld per agency. A device counts once per number per day (the day's set of keyed hashes of
+upheld per agency, and what the exposure shows of each upheld case. A device counts once per
+number per day (the day's set of keyed hashes of
 device and number, kept two days), so one phone cannot make a figure. The hashes have no TTL:
 a month's figures outlive every retention period, and once the month is over its report is
 frozen. Only counts are kept, never a number or a device. See docs/STORAGE.md.
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
 from .keyed import keyed
@@ -45,3 +47,19 @@ def queue_case_step(store: Store, pipe, agency: str, status: str, at: float) -> 
 
 def case_step(store: Store, agency: str, status: str, at: float) -> None:
     store.pipelined(lambda pipe: queue_case_step(store, pipe, agency, status, at))
+
+
+def upheld(store: Store, case: dict) -> None:
+    """Count an upheld case (`cases._summary` of it) for its agency and month, and keep what the
+    exposure shows of it, in one round trip."""
+    shown = {"company": case["verified_company"], "number": case["number"], "agency": case["agency"],
+             "categories": [row["tag"] for row in case["categories"]], "upheld_at": case["upheld_at"]}
+    at = datetime.fromisoformat(case["upheld_at"]).timestamp()
+    store.pipelined(lambda pipe: [queue_case_step(store, pipe, case["agency"], "upheld", at),
+                                  pipe.hset(store.keys.exposed(), case["case_id"],
+                                            json.dumps(shown, ensure_ascii=False, separators=(",", ":")))])
+
+
+def exposed(store: Store) -> list[dict]:
+    """What the exposure shows of every upheld case."""
+    return [json.loads(value) for value in store.redis.hvals(store.keys.exposed())]

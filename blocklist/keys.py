@@ -299,6 +299,10 @@ class Keys:
         """Set: keyed hashes of (device, number) that complained on one day (days since 1970), so a device counts once per number per day; kept two days."""
         return f"{PREFIX}:cstats:{{cstats}}:seen:{day}"
 
+    def exposed(self) -> str:
+        """Hash: every upheld case id -> what the exposure shows of it (JSON: the verified company, number, categories, agency, when upheld); an upheld case stays upheld."""
+        return f"{PREFIX}:cstats:{{cstats}}:exposed"
+
     def complaint_report(self, month: str) -> str:
         """String: a past month's public report, frozen (JSON) the first time it is read after the month ended."""
         return f"{PREFIX}:cstats:{{cstats}}:report:{month}"

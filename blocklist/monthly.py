@@ -27,11 +27,14 @@ EPOCH = date(1970, 1, 1)
 
 
 def _detected(store: Store, first: date, last: date) -> tuple[int, int]:
-    """Numbers newly marked and ring-once numbers detected over the days (the buckets' daily counts)."""
+    """Numbers newly marked and ring-once numbers detected over the days: the report statistics'
+    daily counts, summed in each bucket's slot (one script per bucket, not one read per day)."""
     days = [(first - EPOCH).days + i for i in range((last - first).days + 1)]
-    replies = store.pipelined(lambda pipe: [pipe.hmget(store.keys.daily_stats(bucket, day), "m", "r")
-                                            for day in days for bucket in range(store.config.buckets)])
-    return sum(int(m or 0) for m, _ in replies), sum(int(r or 0) for _, r in replies)
+    script = store.script("blocklist", "sum_fields.lua")
+    sums = store.pipelined(lambda pipe: [
+        store.evalsha(pipe, script, [store.keys.daily_stats(bucket, day) for day in days], ["m", "r"])
+        for bucket in range(store.config.buckets)])
+    return sum(int(m) for m, _ in sums), sum(int(r) for _, r in sums)
 
 
 def compute(store: Store, first: date) -> dict[str, Any]:
@@ -44,8 +47,7 @@ def compute(store: Store, first: date) -> dict[str, Any]:
     categories = sorted(((tag, counts.get(f"t:{tag.code}", 0)) for tag in tags.TAXONOMY), key=lambda pair: -pair[1])
     table = routing.cached(store.config.routing_file)
     marked, ring_once = _detected(store, first, last)
-    exposed = [entry for entry in cases.exposure(store)
-               if entry["first_upheld_at"][:7] <= month <= entry["last_upheld_at"][:7]]
+    exposed = cases.exposure(store, month)
     return {
         "month": month,
         "suppressed_below": SUPPRESS_BELOW,
@@ -61,7 +63,7 @@ def compute(store: Store, first: date) -> dict[str, Any]:
         "cases": [{"agency": agency.id, "name_zh": agency.name_zh, "name_en": agency.name_en,
                    "received": suppress(counts.get(f"received:{agency.id}", 0)),
                    "upheld": suppress(counts.get(f"upheld:{agency.id}", 0))} for agency in table.agencies.values()],
-        "exposure": exposed,
+        "exposure": exposed,  # the cases upheld in the month
         "do_not_call": dnc_stats.public_summary(store, first),
     }
 
@@ -105,8 +107,8 @@ def report_csv(shown: dict[str, Any]) -> str:
     row("complaints", shown["month"], shown["complaints"])
     for day in shown["complaints_per_day"]:
         row("day", day["date"], day["complaints"])
-    for share in shown["category_shares"]:
-        row("category", share["tag"], share["complaints"], share["share"])
+    for category in shown["category_shares"]:
+        row("category", category["tag"], category["complaints"], category["share"])
     row("numbers_newly_marked", shown["month"], shown["numbers_newly_marked"])
     row("ring_once_detected", shown["month"], shown["ring_once_detected"])
     for case in shown["cases"]:
