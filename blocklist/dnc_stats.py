@@ -259,8 +259,8 @@ def month_start(text: str) -> date:
         first = date.fromisoformat(f"{text}-01") if len(text) == 7 else None
     except ValueError:
         first = None
-    if first is None:
-        raise ValidationFailed("a month is YYYY-MM", {"month": text})
+    if first is None or not 1970 <= first.year <= 2999:
+        raise ValidationFailed("a month is YYYY-MM, 1970 to 2999", {"month": text})
     return first
 
 

@@ -9,7 +9,7 @@ from .. import logs, routing
 from ..config import Config
 from ..run import cli  # the operator commands, `flask --app app …`
 from ..service import open_keyring, open_store
-from . import admin, api, complaints_api, dnc_api, errors, observability, openapi, ratelimit, sync_api
+from . import admin, api, complaints_api, dnc_api, errors, observability, openapi, public_pages, ratelimit, sync_api
 
 
 def _limiter_storage(config: Config, client) -> str:
@@ -45,6 +45,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(dnc_api.bp)
     app.register_blueprint(complaints_api.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(public_pages.bp)
     openapi.init_app(app)
     ratelimit.init_app(app, _limiter_storage(config, store.redis))
     errors.register(app)

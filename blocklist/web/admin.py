@@ -78,16 +78,22 @@ def load_session() -> None:
     g.admin = {**session, "id": session_id}
 
 
+def page_headers(response: Response, style_source: str) -> None:
+    """What every page of the service sends: styles only from `style_source`, no script, no
+    framing, no referrer, no sniffing."""
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'self'; style-src {style_source}; script-src 'none'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+
+
 @bp.after_request
 def security_headers(response: Response) -> Response:
     nonce = f" 'nonce-{g.csp_nonce}'" if "csp_nonce" in g else ""  # absent if an earlier hook failed
-    response.headers["Content-Security-Policy"] = (
-        f"default-src 'self'; style-src 'self'{nonce}; script-src 'none'; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-    response.headers["X-Frame-Options"] = "DENY"
+    page_headers(response, f"'self'{nonce}")
     response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
 
@@ -203,10 +209,11 @@ def resolve_dispute(dispute_id: str):
     return redirect(url_for("admin.dashboard", **period), 303)
 
 
-def day_bars(per_day: list[dict[str, Any]], field: str = "reports") -> list[dict[str, Any]]:
-    """Geometry of a per-day bar chart of `field` (reports by default): one bar per day, scaled
-    to the busiest; each bar's figure is also its `value`."""
-    width, height = DAY_CHART
+def day_bars(per_day: list[dict[str, Any]], field: str = "reports",
+             chart: tuple[int, int] = DAY_CHART) -> list[dict[str, Any]]:
+    """Geometry of a per-day bar chart of `field` (reports by default) in a `chart` of (width,
+    height): one bar per day, scaled to the busiest; each bar's figure is also its `value`."""
+    width, height = chart
     peak = max((d[field] for d in per_day), default=0) or 1
     step = width / max(len(per_day), 1)
     bars = []
@@ -226,12 +233,15 @@ def violation_shares(violations: list[dict[str, Any]]) -> list[dict[str, Any]]:
                    for v in violations if v["violations"]), key=lambda v: -v["violations"])
 
 
-def share_bars(shares: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Geometry of the tag-share chart: one row per tag, the largest share filling the row."""
-    width, row, label = SHARE_CHART
-    room = width - label - 70  # space left for the percentage after the bar
+def share_bars(shares: list[dict[str, Any]], chart: tuple[int, int, int] = SHARE_CHART, tail: int = 70,
+               names: tuple[str, ...] = ("name_en", "name_zh")) -> list[dict[str, Any]]:
+    """Geometry of a share chart (width, row height, label column): one row per tag, the largest
+    share filling the row but for `tail` left for the figure after the bar; each row is labelled
+    with its `names` fields."""
+    width, row, label = chart
+    room = width - label - tail
     top = max((s["share"] for s in shares), default=0) or 1
-    return [{**s, "label": f"{s['name_en']} {s['name_zh']}", "percent": percent(s["share"]), "y": i * row,
+    return [{**s, "label": " ".join(s[name] for name in names), "percent": percent(s["share"]), "y": i * row,
              "w": round(max(s["share"] / top * room, 1), 2)} for i, s in enumerate(shares)]
 
 
