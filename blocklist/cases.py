@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import heapq
+import json
 import re
 from datetime import date, datetime, timezone
 from itertools import islice
@@ -90,14 +91,14 @@ def _read(store: Store, case_id: str) -> dict[str, Any]:
     record, newest, audit = store.pipelined(lambda pipe: [
         pipe.hgetall(keys.case(agency, number)),
         pipe.zrevrange(keys.case_complaints(agency, number), 0, CASE_COMPLAINTS - 1),
-        pipe.xrevrange(keys.case_audit(agency, number), count=CASE_AUDIT_SHOWN)])
+        pipe.lrange(keys.case_audit(agency, number), -CASE_AUDIT_SHOWN, -1)])
     if record.get("id") != case_id:
         raise NotFound(f"no case {case_id!r}")
     shown = [complaints.shown(store, cid, found, contact=True) for cid, found in complaints.read_many(store, newest)]
     verdict = reputation.lookup(store, number)
     return {**_summary(record), "crowd": {key_: verdict.get(key_) for key_ in ("verdict", "label", "reporters")},
             "complaints_shown": shown,
-            "audit": [{**entry, "at": iso(float(entry["at"]))} for _, entry in audit]}
+            "audit": [{**entry, "at": iso(float(entry["at"]))} for entry in map(json.loads, reversed(audit))]}
 
 
 def transition(store: Store, key: ApiKey, case_id: str, to: str, note: str, company: str | None = None,

@@ -34,11 +34,6 @@ def queue_complained(store: Store, pipe, reporter: str, number: str, tag: str, a
                   [seen, datetime.fromtimestamp(at, tz=timezone.utc).strftime("d%d"), f"t:{tag}", SEEN_SECONDS])
 
 
-def complained(store: Store, device_id: str, number: str, tag: str, at: float) -> bool:
-    """Count a device's complaint received at `at` (queue_complained); returns whether it counted."""
-    return bool(store.pipelined(lambda pipe: queue_complained(store, pipe, device_id, number, tag, at))[0])
-
-
 def queue_case_step(store: Store, pipe, agency: str, status: str, at: float) -> None:
     """Queue the counting of a case that reached `status` at `at` (received: opened, or moved
     to the agency; upheld)."""

@@ -101,8 +101,6 @@ def file(store: Store, device: devices.Device, address: str | None, item: dict[s
         fields[CONTACT] = dnc.seal(store, f"{complaint_key}:{CONTACT}", item["contact"])
     outcome, case_id, status, opened = _file(store, device.id, complaint_id, bucket, agency.id, vote.number,
                                              vote.tag, item.get("company", ""), vote.violation, now, fields)
-    if outcome == "filed":
-        complaint_stats.complained(store, device.id, vote.number, vote.tag, now)
     if opened:
         complaint_stats.case_step(store, agency.id, "received", now)
     return {"complaint_id": complaint_id, "number": vote.number, "case_id": case_id, "agency": agency.id,
@@ -132,9 +130,11 @@ def _queue_file(store: Store, pipe, complaint_id: str, bucket: int, agency: str,
 
 def _file(store: Store, device_id: str, complaint_id: str, bucket: int, agency: str, number: str, tag: str,
           company: str, violation: bool, now: float, fields: dict[str, Any]) -> tuple[str, str, str, bool]:
-    """Run lua/complaint_file.lua and note the complaint in the device's list, in one round trip;
-    returns (filed | exists, case id, case status, whether the case was opened). A device
-    erased meanwhile keeps no note, and the complaint it filed keeps no contact."""
+    """Run lua/complaint_file.lua, note the complaint in the device's list and count it in the
+    public figures, in one round trip; returns (filed | exists, case id, case status, whether
+    the case was opened). A device erased meanwhile keeps no note, and the complaint it filed
+    keeps no contact. (A complaint sent again is counted again only on another day: the
+    figures count a device once per number per day.)"""
     keys = store.keys
     note = store.script("blocklist", "device_field.lua")
 
@@ -142,8 +142,9 @@ def _file(store: Store, device_id: str, complaint_id: str, bucket: int, agency: 
         _queue_file(store, pipe, complaint_id, bucket, agency, number, tag, company, violation, now, fields)
         store.evalsha(pipe, note, [keys.device(device_id), keys.device_complaints(device_id)],
                       [complaint_id, f"{now:.3f}"])
+        complaint_stats.queue_complained(store, pipe, device_id, number, tag, now)
 
-    (outcome, case_id, *rest), noted = store.pipelined(fill)
+    (outcome, case_id, *rest), noted, _ = store.pipelined(fill)
     if not noted:
         store.redis.hdel(keys.complaint(bucket, complaint_id), CONTACT)
     if outcome == "exists":
@@ -272,16 +273,18 @@ def detach_device(store: Store, device_id: str) -> None:
 
 def received_between(store: Store, start: float, end: float, batch: int = 1000) -> Iterator[tuple[str, dict]]:
     """Every complaint received in [start, end), oldest first across the buckets: each bucket's
-    ids are read a page at a time and merged, and the records of each `batch` of merged ids
-    are read in one round trip. What the exports stream, in constant memory."""
+    ids are read a small page at a time and merged, and the records of each `batch` of merged
+    ids are read in one round trip. What the exports stream, in constant memory."""
+
+    page_size = max(16, batch // 8)  # ids held per bucket while merging: bounded by buckets × this
 
     def ids_of(bucket: int) -> Iterator[tuple[float, str, int]]:
         low = f"{start}"
         while True:
             page = store.redis.zrangebyscore(store.keys.complaints_received(bucket), low, f"({end}",
-                                             start=0, num=batch, withscores=True)
+                                             start=0, num=page_size, withscores=True)
             yield from ((at, cid, bucket) for cid, at in page)
-            if len(page) < batch:
+            if len(page) < page_size:
                 return
             # Ids of one time sort by id; a page that ends inside a run of equal times goes on by rank.
             last_id, last_at = page[-1]

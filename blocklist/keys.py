@@ -274,7 +274,7 @@ class Keys:
         return f"{PREFIX}:case:cps:{{b{self.bucket_of(number)}}}:{agency}:{number}"
 
     def case_audit(self, agency: str, number: str) -> str:
-        """Stream: a case's steps: when, who (key name), from and to which status, the note, the agencies of a transfer."""
+        """List: a case's steps, oldest first, each JSON: when, who (key name), from and to which status, the note, the agencies of a transfer; the latest 1,000."""
         return f"{PREFIX}:case:audit:{{b{self.bucket_of(number)}}}:{agency}:{number}"
 
     def case_ids(self, bucket: int) -> str:
@@ -310,7 +310,7 @@ class Keys:
 # Not key families: scan patterns, helpers, and another way to name a family listed above.
 NOT_FAMILIES = {"bucket_of", "number_of", "number_pattern", "prefix_index_pattern", "report_id_pattern",
                 "prefix_index_of"}
-TYPES = ("Hash", "Stream", "Sorted set", "Set", "String with a lifetime", "String", "Counter", "HyperLogLog")
+TYPES = ("Hash", "Stream", "Sorted set", "Set", "List", "String with a lifetime", "String", "Counter", "HyperLogLog")
 
 
 class _Template(Keys):

@@ -2,18 +2,23 @@
 -- on the number's bucket slot: the complaint, its case (opened, or reopened after a
 -- rejection) and every index change together, or nothing.
 -- KEYS[1] the complaint (hash)            KEYS[2] the bucket's complaints by receipt (zset)
--- KEYS[3] the case of (agency, number)    KEYS[4] its complaints (zset)   KEYS[5] its audit (stream)
+-- KEYS[3] the case of (agency, number)    KEYS[4] its complaints (zset)   KEYS[5] its audit (list)
 -- KEYS[6] the bucket's case ids (hash)    KEYS[7..10] the agency's cases by status in the bucket:
 --         received, verifying, upheld, rejected (zsets)
 -- ARGV[1] the complaint id   ARGV[2] now (unix seconds)   ARGV[3] the id a new case takes
 -- ARGV[4] the agency   ARGV[5] the number   ARGV[6] the tag   ARGV[7] the company ('' none)
--- ARGV[8] 1 when the complaint is a Do-Not-Call violation   ARGV[9] the case audit's length
+-- ARGV[8] 1 when the complaint is a Do-Not-Call violation   ARGV[9] the audit entries a case keeps
 -- ARGV[10..] the complaint's own fields, as field, value pairs
 -- Returns {'filed', case id, case status, 1 when the case was opened} or {'exists', case id} (a complaint of this id was
 -- filed before: nothing written).
 
 local STATUSES = {received = 7, verifying = 8, upheld = 9, rejected = 10}
 local now = tonumber(ARGV[2])
+
+local function audit(from, to, note)
+  redis.call('RPUSH', KEYS[5], cjson.encode({at = now, actor = '', from = from, to = to, note = note}))
+  redis.call('LTRIM', KEYS[5], -tonumber(ARGV[9]), -1)
+end
 
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {'exists', redis.call('HGET', KEYS[1], 'k')}
@@ -26,16 +31,14 @@ if not case_id then
   redis.call('HSET', KEYS[3], 'id', case_id, 'n', ARGV[5], 'a', ARGV[4], 's', status, 'c', 0, 'v', 0,
              'f', now, 'l', now)
   redis.call('HSET', KEYS[6], case_id, ARGV[4] .. '|' .. ARGV[5])
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[9], '*', 'at', now, 'actor', '', 'from', '', 'to', status,
-             'note', 'opened by a complaint')
+  audit('', status, 'opened by a complaint')
 else
   status = redis.call('HGET', KEYS[3], 's')
   if status == 'rejected' then
     redis.call('ZREM', KEYS[STATUSES.rejected], case_id)
     status = 'received'
     redis.call('HSET', KEYS[3], 's', status)
-    redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[9], '*', 'at', now, 'actor', '', 'from', 'rejected',
-               'to', status, 'note', 'reopened by a new complaint')
+    audit('rejected', status, 'reopened by a new complaint')
   end
 end
 
