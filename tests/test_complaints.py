@@ -282,3 +282,19 @@ def test_no_key_or_value_holds_the_reporters_number_or_contact(client, device, r
           content="a loan offer", reporter_region="0755")
     stored = str(redis_state(redis_client))  # every key with its content
     assert "a loan offer" in stored and "13500135000" not in stored
+
+
+def test_the_dashboard_shows_cases_per_agency_and_status(client, new_device, finance, store):
+    from tests.test_admin import login, page
+
+    for n in range(3):
+        filed(client, new_device(), f"+861380013{n:04d}")
+    rejected = filed(client, new_device(), FRAUD, "fraud")["case_id"]
+    police = bearer(store, "mps", "regulator", "police")
+    step(client, police, rejected, "rejected")
+    assert login(client, apikeys.create(store, "ops", "admin")).status_code == 303
+    table = page(client).split('id="cases"')[1].split("</table>")[0]
+    finance_row = table.split('data-agency="finance"')[1].split("</tr>")[0]
+    police_row = table.split('data-agency="police"')[1].split("</tr>")[0]
+    assert [cell.split("<")[0] for cell in finance_row.split('<td class="n">')[1:]] == ["3", "0", "0", "0"]
+    assert [cell.split("<")[0] for cell in police_row.split('<td class="n">')[1:]] == ["0", "0", "0", "1"]

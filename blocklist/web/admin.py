@@ -17,7 +17,8 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, make_response, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
-from .. import apikeys, dnc_stats, moderation, stats, tags
+from .. import apikeys, cases, dnc_stats, moderation, stats, tags
+from ..complaints import STATUSES
 from ..errors import CallMarkError, Forbidden, Unauthorized, ValidationFailed
 from ..keyed import keyed
 from .schemas import ResolveSchema
@@ -186,7 +187,8 @@ def dashboard():
                                "category": "accept_windows", "name_en": "With accept windows", "name_zh": "设有接听时段",
                                **dnc["accept_windows"]}]),
                            dnc_violations=share_bars(violation_shares(dnc["violations"])),
-                           dnc_callable=percent(dnc["callable_share"]))
+                           dnc_callable=percent(dnc["callable_share"]),
+                           cases=cases.counts(store), case_statuses=STATUSES)
     return make_response(html, 400 if error else 200)
 
 
