@@ -76,6 +76,8 @@ def file(store: Store, device: devices.Device, address: str | None, item: dict[s
     if call_at is not None and call_at > now + FUTURE_SLACK:
         raise ValidationFailed(f"call_at lies more than {FUTURE_SLACK // 60} minutes ahead of now",
                                {"fields": {"call_at": ["in the future"]}})
+    region = item.get("region") or store.config.default_region
+    called = normalize(item["called_number"], region) if "called_number" in item else None  # before any write
     call = {key: value for key, value in (("at", call_at), ("duration_seconds", item.get("duration_seconds")))
             if value is not None}
     report = {key: item[key] for key in ("number", "tag", "region", "company", "report_id", "called_number")
@@ -86,7 +88,7 @@ def file(store: Store, device: devices.Device, address: str | None, item: dict[s
         report["call"] = call
     vote, _ = reports.cast(store, device, address, report)
     agency = _table(store).agency_for(vote.tag)
-    registered = _registered(store, device.id, item)
+    registered = _registered(store, device.id, called)
     bucket = store.keys.bucket_of(vote.number)
     complaint_id = _id(store, bucket, device.id, item.get("report_id"))
     record = {
@@ -107,13 +109,11 @@ def file(store: Store, device: devices.Device, address: str | None, item: dict[s
             "case_status": status, "dnc_violation": vote.violation, "duplicate": outcome == "exists"}
 
 
-def _registered(store: Store, device_id: str, item: dict[str, Any]) -> bool:
-    """Whether the call was to a live Do-Not-Call registration of the device: its called_number,
-    or its only registration."""
+def _registered(store: Store, device_id: str, called: str | None) -> bool:
+    """Whether the call was to a live Do-Not-Call registration of the device: the number that
+    rang (E.164), or without it the device's only registration."""
     mine = [answer["number"] for answer in dnc.registrations_of(store, device_id)]
-    if "called_number" not in item:
-        return len(mine) == 1
-    return normalize(item["called_number"], item.get("region") or store.config.default_region) in mine
+    return called in mine if called is not None else len(mine) == 1
 
 
 def _queue_file(store: Store, pipe, complaint_id: str, bucket: int, agency: str, number: str, tag: str,

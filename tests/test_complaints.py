@@ -298,3 +298,11 @@ def test_the_dashboard_shows_cases_per_agency_and_status(client, new_device, fin
     police_row = table.split('data-agency="police"')[1].split("</tr>")[0]
     assert [cell.split("<")[0] for cell in finance_row.split('<td class="n">')[1:]] == ["3", "0", "0", "0"]
     assert [cell.split("<")[0] for cell in police_row.split('<td class="n">')[1:]] == ["0", "0", "0", "1"]
+
+
+@pytest.mark.parametrize("tag", ["fraud", "loan"])
+def test_a_called_number_that_is_no_number_is_400_and_casts_no_vote(client, device, redis_client, tag):
+    client.get("/v1/tags")
+    before = redis_state(redis_client)
+    assert_error(complain(client, device, tag=tag, called_number="12"), 400, "invalid_number")
+    assert redis_state(redis_client) == before
