@@ -306,3 +306,23 @@ def test_a_called_number_that_is_no_number_is_400_and_casts_no_vote(client, devi
     before = redis_state(redis_client)
     assert_error(complain(client, device, tag=tag, called_number="12"), 400, "invalid_number")
     assert redis_state(redis_client) == before
+
+
+@pytest.mark.parametrize("scope, agency", [("regulator", None), ("regulator", "nowhere"), ("feed", "finance")])
+def test_a_regulator_key_names_one_agency_of_the_table_and_no_other_key_does(store, scope, agency):
+    from blocklist.errors import ValidationFailed
+
+    with pytest.raises(ValidationFailed):
+        apikeys.create(store, "k", scope, agency)
+    assert apikeys.list_keys(store) == []
+
+
+def test_the_cli_creates_a_regulator_key_for_its_agency(app, store):
+    result = app.test_cli_runner().invoke(args=["keys", "create", "--name", "pboc", "--scope", "regulator",
+                                                "--agency", "finance"])
+    assert result.exit_code == 0, result.output
+    assert "for agency 'finance'" in result.output
+    assert [(k["name"], k["scope"], k["agency"]) for k in apikeys.list_keys(store)] == [("pboc", "regulator",
+                                                                                          "finance")]
+    refused = app.test_cli_runner().invoke(args=["keys", "create", "--name", "x", "--scope", "regulator"])
+    assert refused.exit_code != 0 and "--agency" in refused.output
