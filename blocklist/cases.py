@@ -71,7 +71,8 @@ def _summary(record: dict[str, str]) -> dict[str, Any]:
         "complaints": int(record.get("c", 0)),
         "companies": [{"company": name, "complaints": count} for name, count in companies],
         "categories": [{"tag": tag, "complaints": count} for tag, count in categories],
-        "first_complaint_at": iso(float(record["f"])), "last_activity_at": iso(float(record["l"])),
+        "first_complaint_at": iso(float(record["f"])), "last_complaint_at": iso(float(record.get("lc", record["f"]))),
+        "last_activity_at": iso(float(record["l"])),
         "dnc_violations": int(record.get("v", 0)),
         "verified_company": record.get("vc"), "upheld_at": iso(float(record["u"])) if record.get("u") else None,
     }

@@ -266,7 +266,7 @@ class Keys:
         return f"{PREFIX}:cps:{{b{bucket}}}"
 
     def case(self, agency: str, number: str) -> str:
-        """Hash: the case of a number at an agency: id, status, complaints, first and last, violations, `co:<company>` and `t:<tag>` counts, the verified company once upheld."""
+        """Hash: the case of a number at an agency: id, status, complaints, first and last complaint, last activity, violations, `co:<company>` and `t:<tag>` counts, the verified company once upheld."""
         return f"{PREFIX}:case:{{b{self.bucket_of(number)}}}:{agency}:{number}"
 
     def case_complaints(self, agency: str, number: str) -> str:

@@ -326,3 +326,23 @@ def test_the_cli_creates_a_regulator_key_for_its_agency(app, store):
                                                                                           "finance")]
     refused = app.test_cli_runner().invoke(args=["keys", "create", "--name", "x", "--scope", "regulator"])
     assert refused.exit_code != 0 and "--agency" in refused.output
+
+
+def test_a_case_says_its_first_and_last_complaint_and_its_last_activity(client, new_device, finance, clock):
+    case_id = filed(client, new_device())["case_id"]
+    clock.advance(seconds=60)
+    filed(client, new_device())
+    clock.advance(seconds=60)
+    case = step(client, finance, case_id, "verifying").get_json()
+    assert case["first_complaint_at"] == iso(clock() - 120) and case["last_complaint_at"] == iso(clock() - 60)
+    assert case["last_activity_at"] == iso(clock())
+
+
+def test_a_bad_routing_table_stops_the_start_naming_its_line(config, tmp_path):
+    from blocklist.routing import RoutingError
+    from blocklist.web import create_app
+
+    bad = tmp_path / "routing.yaml"
+    bad.write_text("agencies:\n  finance: {zh: 金融, en: Finance}\nroutes:\n  lone: finance\ndefault: finance\n")
+    with pytest.raises(RoutingError, match="line 4"):
+        create_app(config.replace(routing_file=str(bad)))

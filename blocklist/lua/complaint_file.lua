@@ -50,7 +50,7 @@ end
 if ARGV[8] == '1' then
   redis.call('HINCRBY', KEYS[3], 'v', 1)
 end
-redis.call('HSET', KEYS[3], 'l', now)
+redis.call('HSET', KEYS[3], 'l', now, 'lc', now)  -- last activity, last complaint
 
 local fields = {}
 for i = 10, #ARGV do
