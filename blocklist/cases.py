@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import heapq
 import json
+import math
 import re
 from datetime import date, datetime, timezone
 from itertools import islice
@@ -33,7 +34,7 @@ from .store import Store
 CASE_ID = re.compile(r"^(0|[1-9][0-9]{0,4})-[0-9a-f]{16}$")
 STEPS = ("verifying", "upheld", "rejected", "transferred")  # where a transition may ask to go
 PAGE = 50  # cases per page by default
-MAX_PAGE = 200
+_TIES = 20  # room, in each index read, for cases whose last activity shares the cursor's millisecond
 CASE_COMPLAINTS = 100  # complaints a case shows, newest first
 CASE_AUDIT_SHOWN = 100
 
@@ -153,7 +154,7 @@ def _cursor(text: str | None) -> tuple[float, str] | None:
         return None
     try:
         at, _, case_id = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode().partition(" ")
-        if CASE_ID.fullmatch(case_id):
+        if CASE_ID.fullmatch(case_id) and math.isfinite(float(at)):
             return float(at), case_id
     except (ValueError, UnicodeDecodeError):
         pass
@@ -201,8 +202,6 @@ def listing(store: Store, key: ApiKey, status: str | None = None, raw_from: str 
         next_cursor = base64.urlsafe_b64encode(f"{at!r} {case_id}".encode()).decode().rstrip("=")
     return {"cases": [_summary(record) for record in records if record], "next_cursor": next_cursor}
 
-
-_TIES = 20  # room for cases whose last activity shares the cursor's millisecond
 
 
 def _records(store: Store, case_ids: list[str]) -> list[dict[str, str]]:

@@ -346,3 +346,11 @@ def test_a_bad_routing_table_stops_the_start_naming_its_line(config, tmp_path):
     bad.write_text("agencies:\n  finance: {zh: 金融, en: Finance}\nroutes:\n  lone: finance\ndefault: finance\n")
     with pytest.raises(RoutingError, match="line 4"):
         create_app(config.replace(routing_file=str(bad)))
+
+
+@pytest.mark.parametrize("text", ["nan 0-0123456789abcdef", "inf 0-0123456789abcdef", "1.0 not-a-case", "\xff"])
+def test_a_cursor_this_service_never_gave_is_400(client, admin, text):
+    import base64
+
+    cursor = base64.urlsafe_b64encode(text.encode("latin-1")).decode().rstrip("=")
+    assert_error(client.get(f"/v1/regulator/cases?cursor={cursor}", headers=admin), 400, "validation_error")
