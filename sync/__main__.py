@@ -24,7 +24,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
     find = commands.add_parser("lookup", help="which stored lists hold a number (no network unless --online)")
     find.add_argument("--dir", required=True, help="folder holding the lists")
-    find.add_argument("--region", default=DEFAULT_REGION, help="region for numbers in national format")
+    find.add_argument("--region", help=f"region of a number in national format (default {DEFAULT_REGION}; "
+                                       "the E.164 looked up is printed)")
     find.add_argument("--online", action="store_true",
                       help="also ask the server, by hash prefix only, how people marked the number")
     find.add_argument("--server", help="base URL of the CallMark server (with --online)")
@@ -55,7 +56,10 @@ def run_lookup(args: argparse.Namespace) -> int:
         print("error: --online needs --server and --token", file=sys.stderr)
         return 2
     try:
-        answer = lookup(args.dir, args.number, args.region)
+        answer = lookup(args.dir, args.number, args.region or DEFAULT_REGION)
+        if args.region is None and not args.number.strip().startswith(("+", "00")):
+            print(f"note: {args.number} read as a number of {DEFAULT_REGION}, {answer['number']}; "
+                  "give --region for another country's", file=sys.stderr)
         if args.online:
             answer["online"] = online_lookup(args.server, args.token, answer["number"])
         print(json.dumps(answer, ensure_ascii=False))

@@ -577,16 +577,20 @@ class Client:
 
 
 def lookup(folder: str, number: str, region: str = DEFAULT_REGION) -> dict[str, Any]:
-    """{"number": E.164, "lists": the stored lists it hits}, offline; SyncError if a list is damaged.
+    """{"number": E.164, "lists": the stored lists it hits}, offline; SyncError if a list is
+    damaged, or if the folder holds none (nothing was synced there).
 
     The order is the one every app must follow: the `allow` list first (a hit there ends the
     lookup: the number gets through), then the number in the other lists, then its blocks of
     10 and 100 in `ranges` (keys from sync.numbers.block_keys).
     """
     e164 = normalize(number, region)
+    names = stored_lists(folder)
+    if not names:
+        raise SyncError(f"no synced lists in {folder}: run `python -m sync sync --server <url> --dir {folder}` first")
     trust = load_trust(folder)
     states = {}
-    for name in stored_lists(folder):
+    for name in names:
         state, damage = read_saved_list(folder, name, trust.verifying(), trust)
         if state is None:
             raise SyncError(f"{name}: {damage}; run sync to repair it")

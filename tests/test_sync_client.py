@@ -145,12 +145,24 @@ def test_command_line_syncs_and_looks_up_offline(server, store, signer, phone, c
     assert out[1:] == [f"{name}: version 1 (snapshot 1838 bytes)" for name in ("fraud", "ring_once", "allow", "ranges")]
 
     assert main(["lookup", "--dir", phone, "13800138000"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"number": "+8613800138000", "lists": ["spam"]}
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {"number": "+8613800138000", "lists": ["spam"]}
+    assert "read as a number of CN, +8613800138000" in captured.err and "--region" in captured.err
     assert main(["lookup", "--dir", phone, "--region", "US", "(202) 555-0143"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"number": "+12025550143", "lists": ["spam"]}
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {"number": "+12025550143", "lists": ["spam"]} and captured.err == ""
+    assert main(["lookup", "--dir", phone, "+12025550143"]) == 0
+    assert capsys.readouterr().err == ""  # an E.164 number needs no region
     assert main(["lookup", "--dir", phone, "12"]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "not" in captured.err
+
+
+def test_lookup_without_a_synced_copy_says_to_sync_first(tmp_path, capsys):
+    for folder in (tmp_path / "nonexistent", tmp_path):
+        assert main(["lookup", "--dir", str(folder), "+8613800138000"]) == 1
+        captured = capsys.readouterr()
+        assert captured.out == "" and "no synced lists" in captured.err and "python -m sync sync" in captured.err
 
 
 def test_python_dash_m_sync_runs_as_a_program(server, store, phone):
