@@ -196,3 +196,12 @@ def test_the_metrics_token_comes_from_the_environment():
 
     assert Config.from_env({"CALLMARK_METRICS_TOKEN": METRICS_TOKEN}).metrics_token == METRICS_TOKEN
     assert Config.from_env({}).metrics_token is None
+
+
+@pytest.mark.parametrize("path", ["/v1/feed?limit=0", "/v1/stats?nonsense=1"])
+def test_a_bad_query_says_it_is_the_query_not_the_body(client, store, path):
+    from blocklist import apikeys
+
+    admin = {"Authorization": f"Bearer {apikeys.create(store, 'ops', 'admin')}"}
+    error = client.get(path, headers=admin).get_json()["error"]
+    assert error["code"] == "validation_error" and error["message"] == "the query is not valid"

@@ -59,7 +59,8 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(ValidationError)
     def validation_error(exc: ValidationError):
-        return error_response(400, "validation_error", "the request body is not valid", {"fields": exc.messages})
+        part = getattr(exc, "part", "request body")  # schemas.Query marks the query's own
+        return error_response(400, "validation_error", f"the {part} is not valid", {"fields": exc.messages})
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -59,6 +59,13 @@ class Strict(Schema):
         unknown = RAISE
 
 
+class Query(Strict):
+    """A query string's schema: its errors say they are the query's (errors.py), not the body's."""
+
+    def handle_error(self, error: ValidationError, data, **kwargs) -> None:
+        error.part = "query"
+
+
 def _tag() -> fields.String:
     return fields.String(required=True, validate=validate.OneOf(list(tags.BY_CODE)))
 
@@ -101,17 +108,17 @@ class BatchSchema(Strict):
     reports = fields.List(fields.Raw(allow_none=True), required=True, validate=validate.Length(min=1, max=MAX_BATCH))
 
 
-class NumberQuerySchema(Strict):
+class NumberQuerySchema(Query):
     region = _region()
 
 
-class StatsQuerySchema(Strict):
+class StatsQuerySchema(Query):
     from_ = fields.String(data_key="from", attribute="from", validate=validate.Length(equal=10),
                           metadata={"description": "first day, YYYY-MM-DD (UTC); default 30 days before `to`"})
     to = fields.String(validate=validate.Length(equal=10), metadata={"description": "last day, YYYY-MM-DD (UTC)"})
 
 
-class FeedQuerySchema(Strict):
+class FeedQuerySchema(Query):
     # Opaque to clients; the characters are base64url's, so nothing else can be one.
     cursor = fields.String(validate=[validate.Length(max=8192), FullMatch(r"^[A-Za-z0-9_-]*={0,2}$")])
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
@@ -138,7 +145,7 @@ class ResolveSchema(Strict):
     note = _text(1000, 1, required=True)
 
 
-class AuditQuerySchema(Strict):
+class AuditQuerySchema(Query):
     number = fields.String()
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
 
@@ -267,7 +274,7 @@ def _text_only(value: str) -> None:
         raise ValidationError("a lone surrogate is no Unicode text")
 
 
-class ScrubQuerySchema(Strict):
+class ScrubQuerySchema(Query):
     category = fields.String(validate=_MARKETING, metadata={"description": "required with a text/csv body"})
     call_at = CallTime()
 
@@ -320,7 +327,7 @@ def _day(description: str, **kwargs) -> fields.String:
                          metadata={"description": description}, **kwargs)
 
 
-class CasesQuerySchema(Strict):
+class CasesQuerySchema(Query):
     status = fields.String(validate=validate.OneOf(["received", "verifying", "upheld", "rejected"]))
     from_ = _day("first day of last activity, YYYY-MM-DD (UTC)", data_key="from", attribute="from")
     to = _day("last day of last activity, YYYY-MM-DD (UTC)")
@@ -329,12 +336,12 @@ class CasesQuerySchema(Strict):
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 
-class ExportQuerySchema(Strict):
+class ExportQuerySchema(Query):
     from_ = _day("first day received, YYYY-MM-DD (UTC); default 30 days before `to`", data_key="from",
                  attribute="from")
     to = _day("last day received, YYYY-MM-DD (UTC); default today")
     format = fields.String(load_default="csv", validate=validate.OneOf(["csv", "ndjson", "ftc"]))
 
 
-class MonthlyReportQuerySchema(Strict):
+class MonthlyReportQuerySchema(Query):
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
