@@ -76,8 +76,11 @@ def set_override(store: Store, number: str, verdict: str | None, reason: str, ac
 
 
 def release_hold(store: Store, number: str, reason: str, actor: str) -> dict[str, Any]:
-    """End the burst guard's hold on a number (audited); the crowd's verdict applies again."""
-    _step(store, "release", number, actor, reason)
+    """End the burst guard's hold on a number (audited); the crowd's verdict applies again.
+    Conflict, writing nothing, when the number is not held."""
+    outcome, _ = _step(store, "release", number, actor, reason)
+    if outcome == "not_held":
+        raise Conflict(f"{number} is not held by the burst guard: there is nothing to release")
     return reputation.lookup(store, number)
 
 

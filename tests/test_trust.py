@@ -233,6 +233,15 @@ def test_an_operator_release_ends_the_hold_and_is_audited(client, admin):
         [("hold_released", NUMBER, "ops", "checked")]
 
 
+def test_releasing_a_number_that_is_not_held_is_409_and_writes_nothing(client, admin, redis_client):
+    client.get("/v1/admin/held", headers=admin)  # the key's first use is noted before the snapshot
+    before = redis_state(redis_client)
+    error = assert_error(client.post(f"/v1/admin/numbers/{NUMBER}/release", headers=admin, json={"reason": "x"}),
+                         409, "conflict")
+    assert "not held" in error["message"]
+    assert redis_state(redis_client) == before
+
+
 @BURST
 def test_a_device_token_cannot_release_a_hold(client, device):
     report_from(client, networks(8))

@@ -21,7 +21,7 @@
 -- (The generated header and verdict.lua are prepended as for report.lua; see blocklist/store.py.)
 -- Returns {outcome, detail}: opened | resolved | override | release, or, writing nothing,
 -- conflict (detail: the open dispute's id) | absent (no such dispute of this number)
--- | closed (detail: the dispute's status).
+-- | closed (detail: the dispute's status) | not_held (a release of a number not held).
 -- The number's flags (d open dispute, o override, h hold) change here directly, and the
 -- verdict is re-evaluated and published as report.lua publishes it after a vote. Retiring
 -- old votes stays with report.lua and the decay sweep.
@@ -44,7 +44,9 @@ elseif step == 'resolve' then
   local record = redis.call('HMGET', dispute, 'number', 'status')
   if record[1] ~= number then return {'absent', ''} end
   if record[2] ~= 'open' then return {'closed', record[2] or ''} end
-elseif step ~= 'override' and step ~= 'release' then
+elseif step == 'release' then
+  if redis.call('HEXISTS', key, 'h') == 0 then return {'not_held', ''} end
+elseif step ~= 'override' then
   return redis.error_reply('moderation.lua: unknown step ' .. step)
 end
 

@@ -235,8 +235,8 @@ def delete_override(number: str):
 
 
 @route(bp, "POST", "/v1/admin/numbers/<path:number>/release", auth=ADMIN_KEY,
-       doc=Doc("End the burst guard's hold on a number (audited)", 200, r.ReputationSchema,
-               request=ClearOverrideSchema, body_required=False, errors=(400, 413), tags=("moderation",),
+       doc=Doc("End the burst guard's hold on a number (audited); 409 when it is not held", 200, r.ReputationSchema,
+               request=ClearOverrideSchema, body_required=False, errors=(400, 409, 413), tags=("moderation",),
                parameters=(NUMBER,)))
 def release_hold(number: str):
     body = ClearOverrideSchema().load(json_body(optional=True))
