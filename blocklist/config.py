@@ -421,8 +421,9 @@ class Config:
         "CALLMARK_SWEEP_INTERVAL", 60, integer(0), "seconds between decay sweeps in `python app.py` (0: off)")
     log_level: str = setting("CALLMARK_LOG_LEVEL", "INFO", upper, "log level; logs go to stderr")
     log_format: str = setting(
-        "CALLMARK_LOG_FORMAT", "json", lower,
-        "`json`: one JSON object per line with the request id (no number, token or key ever); `text` for a terminal")
+        "CALLMARK_LOG_FORMAT", "auto", lower,
+        "`json`: one JSON object per line with the request id (no number, token or key ever); `text`: readable "
+        "lines; `auto`: text when stderr is a terminal outside the production profile, else JSON")
     metrics_token: str | None = setting(
         "CALLMARK_METRICS_TOKEN", None, text,
         "when set, `/metrics` answers only `Authorization: Bearer <this token>` (else 401); "
@@ -487,8 +488,8 @@ class Config:
             raise ConfigError(f"CALLMARK_PROFILE must be one of {', '.join(PROFILES)}, got {self.profile!r}")
         if self.redis_cluster and not self.redis_url:
             raise ConfigError("CALLMARK_REDIS_CLUSTER needs REDIS_URL naming one node of the cluster")
-        if self.log_format not in ("json", "text"):
-            raise ConfigError(f"CALLMARK_LOG_FORMAT must be json or text, got {self.log_format!r}")
+        if self.log_format not in ("json", "text", "auto"):
+            raise ConfigError(f"CALLMARK_LOG_FORMAT must be json, text or auto, got {self.log_format!r}")
         for name, value in (("CALLMARK_FRESH_REPORTERS_TO_BLOCK", self.fresh_reporters_to_block),
                             ("CALLMARK_AGED_REPORTERS_TO_BLOCK", self.aged_reporters_to_block)):
             if not self.block_min_reporters <= value <= 50:

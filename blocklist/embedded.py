@@ -202,7 +202,7 @@ class EmbeddedRedis:
                 tail = _tail(log_path)
                 raise ConfigError(f"the embedded Redis did not start; its log ends with: {tail}")
             time.sleep(0.05)
-        log.info("embedded Redis started in %s (pid %d)", self.data_dir, self.process.pid)
+        log.debug("embedded Redis started in %s (pid %d)", self.data_dir, self.process.pid)  # CLI output stays its own
         # After a crash of the machine the AOF may end inside a transaction; Redis loads the
         # whole ones but keeps the torn tail in the file, where later writes would complete it
         # at the next start. Rewriting the AOF from what was loaded drops it.
@@ -277,7 +277,7 @@ class EmbeddedRedis:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-            log.info("embedded Redis stopped")
+            log.debug("embedded Redis stopped")
         self.process = None
         self.release()
 

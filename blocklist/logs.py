@@ -30,8 +30,18 @@ def json_formatter() -> logging.Formatter:
                          rename_fields={"asctime": "time", "levelname": "level", "name": "logger"})
 
 
-def configure_logging(level: str, form: str = "json") -> None:
-    """One stderr handler on the root logger (once per process), JSON unless `form` is text."""
+def effective_format(form: str, profile: str) -> str:
+    """`json` or `text`: `auto` is text on a terminal outside production (a person reads it),
+    JSON otherwise (a log collector does)."""
+    if form != "auto":
+        return form
+    return "text" if profile != "production" and sys.stderr.isatty() else "json"
+
+
+def configure_logging(level: str, form: str = "json", profile: str = "production") -> None:
+    """One stderr handler on the root logger (once per process), JSON unless `form` (or `auto`
+    on a terminal) says text."""
+    form = effective_format(form, profile)
     root = logging.getLogger()
     if not any(getattr(h, "_callmark", False) for h in root.handlers):
         handler = logging.StreamHandler(sys.stderr)

@@ -162,7 +162,7 @@ def test_validate_changes_nothing_and_can_run_again():
     ({"CALLMARK_BURST_GUARD": " Maybe "}, "CALLMARK_BURST_GUARD must be on or off (1/0, true/false), got 'maybe'"),
     ({"CALLMARK_PROFILE": "staging"}, "CALLMARK_PROFILE must be one of development, production, got 'staging'"),
     ({"CALLMARK_REDIS_CLUSTER": "on"}, "CALLMARK_REDIS_CLUSTER needs REDIS_URL naming one node of the cluster"),
-    ({"CALLMARK_LOG_FORMAT": "xml"}, "CALLMARK_LOG_FORMAT must be json or text, got 'xml'"),
+    ({"CALLMARK_LOG_FORMAT": "xml"}, "CALLMARK_LOG_FORMAT must be json, text or auto, got 'xml'"),
     ({"CALLMARK_FRESH_REPORTERS_TO_BLOCK": "2"},
      "CALLMARK_FRESH_REPORTERS_TO_BLOCK must be between CALLMARK_BLOCK_MIN_REPORTERS and 50, got 2"),
     ({**PRODUCTION, "CALLMARK_BLOCK_MIN_REPORTERS": "11"},
@@ -185,5 +185,5 @@ def test_a_bad_setting_is_refused_with_its_message(env, message):
 def test_a_config_changed_after_construction_is_checked_again():
     config = Config()
     config.log_format = "xml"
-    with pytest.raises(ConfigError, match="CALLMARK_LOG_FORMAT must be json or text"):
+    with pytest.raises(ConfigError, match="CALLMARK_LOG_FORMAT must be json, text or auto"):
         config.validate()

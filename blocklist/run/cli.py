@@ -25,12 +25,13 @@ def _store():
     return current_app.extensions["callmark"]
 
 
-@click.group("import", cls=AppGroup, help="Import data sets as reports.")
+@click.group("import", cls=AppGroup, help="Import data sets as reports and complaints.",
+             epilog="Example: flask --app app import ftc-dnc --dated-now dnc-reported-calls-2021-07-07.csv")
 def import_group() -> None:
     pass
 
 
-@import_group.command("ftc-dnc")
+@import_group.command("ftc-dnc", short_help="Import FTC Do-Not-Call complaint files (reports and complaints).")
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.option("--dated-now", is_flag=True, help="Date every complaint now: an old file counts as fresh evidence.")
 @click.option("--date", "day", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="YYYY-MM-DD",
@@ -68,26 +69,30 @@ def import_ftc_dnc(files: tuple[str, ...], dated_now: bool, day: datetime | None
         click.echo(line)
 
 
-@click.group("reputation", cls=AppGroup, help="Reputation maintenance.")
+@click.group("reputation", cls=AppGroup, help="Reputation maintenance.",
+             epilog="Example: flask --app app reputation sweep")
 def reputation_group() -> None:
     pass
 
 
-@reputation_group.command("sweep")
+@reputation_group.command("sweep", short_help="Re-evaluate the numbers whose block ends by decay now.")
 def sweep() -> None:
     """Re-evaluate numbers whose block ends by decay now; print how many changed."""
     click.echo(f"changed: {reputation.sweep(_store())}")
 
 
-@click.group("keys", cls=AppGroup,
-             help="API keys for app vendors (feed), telemarketers (scrub), regulators (regulator) and operators (admin).")
+@click.group("keys", cls=AppGroup, short_help="API keys: feed, scrub, regulator and admin.",
+             help="API keys for app vendors (feed), telemarketers (scrub), regulators (regulator) and operators (admin).",
+             epilog="Example: flask --app app keys create --name pboc --scope regulator --agency finance")
 def keys_group() -> None:
     pass
 
 
-@keys_group.command("create")
+@keys_group.command("create", short_help="Create a key and print it once.")
 @click.option("--name", required=True, help="A name to know the key by (letters, digits, . _ -).")
-@click.option("--scope", required=True, type=click.Choice(apikeys.SCOPES))
+@click.option("--scope", required=True, type=click.Choice(apikeys.SCOPES),
+              help="feed: app vendors' feed and lookups; scrub: a telemarketer's Do-Not-Call scrubs (the name is "
+                   "the organisation); regulator: one agency's complaint cases (with --agency); admin: everything.")
 @click.option("--agency", help="A regulator key's agency: an id of the routing table (CALLMARK_ROUTING_FILE).")
 def create_key(name: str, scope: str, agency: str | None) -> None:
     """Create a key and print it, alone on the last line; it is never shown again."""
@@ -100,7 +105,7 @@ def create_key(name: str, scope: str, agency: str | None) -> None:
     click.echo(key)
 
 
-@keys_group.command("list")
+@keys_group.command("list", short_help="List the keys (never the keys themselves).")
 def list_keys() -> None:
     """Name, scope, created and last used of every key (never the key itself)."""
     for key in apikeys.list_keys(_store()):
@@ -109,7 +114,7 @@ def list_keys() -> None:
         click.echo(f"{key['name']}\t{scope}\tcreated {reputation.iso_unix(key['created'])}\tlast used {last}")
 
 
-@keys_group.command("revoke")
+@keys_group.command("revoke", short_help="Revoke a key at once.")
 @click.argument("name")
 def revoke_key(name: str) -> None:
     """Revoke the key NAME: it stops working at once."""

@@ -141,7 +141,7 @@ def main() -> None:
 
     try:
         config = Config.from_env()
-        logs.configure_logging(config.log_level, config.log_format)
+        logs.configure_logging(config.log_level, config.log_format, config.profile)
         server = claim_embedded(config)
         if server is not None:  # everything started from here uses its socket
             config = config.replace(redis_socket=server.socket)
@@ -183,7 +183,8 @@ def serve(app: Flask, server: EmbeddedRedis | None = None) -> None:
             "loglevel": config.log_level.lower(),
             "proc_name": "callmark",
             "child_exit": metrics.child_exit,
-            **({"logger_class": logs.GunicornJsonLogger} if config.log_format == "json" else {}),
+            **({"logger_class": logs.GunicornJsonLogger}
+               if logs.effective_format(config.log_format, config.profile) == "json" else {}),
         }, config).run()
     finally:
         # A gunicorn worker is a fork that leaves through here too (sys.exit in the child):

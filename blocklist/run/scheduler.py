@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 def run() -> None:
     config = Config.from_env()
     config.validate()
-    logs.configure_logging(config.log_level, config.log_format)
+    logs.configure_logging(config.log_level, config.log_format, config.profile)
     store, _ = open_store(config)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -18,12 +18,13 @@ def register(app: Flask) -> None:
     app.cli.add_command(signing_group)
 
 
-@click.group("lists", cls=AppGroup, help="Publish the Bloom-filter lists.")
+@click.group("lists", cls=AppGroup, help="Publish the Bloom-filter lists.",
+             epilog="Example: flask --app app lists publish")
 def lists_group() -> None:
     pass
 
 
-@lists_group.command("publish")
+@lists_group.command("publish", short_help="Sweep decay and publish every list now.")
 @click.option("--wait", default=600.0, show_default=True, help="Seconds to wait for a running publish.")
 def publish_now(wait: float) -> None:
     """Sweep decay, publish every list now and print what was published."""
@@ -40,7 +41,9 @@ def publish_now(wait: float) -> None:
         click.echo(result.line())
 
 
-@click.group("signing", cls=AppGroup, help="The Ed25519 keys that sign manifests (docs/PROTOCOL.md section 5).")
+@click.group("signing", cls=AppGroup, short_help="The keys that sign the lists' manifests.",
+             help="The Ed25519 keys that sign manifests (docs/PROTOCOL.md section 5).",
+             epilog="Example: flask --app app signing rotate, later flask --app app signing rotate --promote")
 def signing_group() -> None:
     pass
 
@@ -58,7 +61,7 @@ def _changing(change):
         raise click.ClickException(str(exc)) from None
 
 
-@signing_group.command("rotate")
+@signing_group.command("rotate", short_help="Announce a new signing key, or (--promote) sign with it.")
 @click.option("--promote", is_flag=True, help="Switch to the announced key (step 2 of a rotation).")
 @WAIT
 def rotate(promote: bool, wait: float) -> None:
@@ -83,7 +86,7 @@ def rotate(promote: bool, wait: float) -> None:
                f"next publish), then `signing retire` once they are.")
 
 
-@signing_group.command("retire")
+@signing_group.command("retire", short_help="Retire the key the current one took over from.")
 @click.argument("key_id", required=False)
 @WAIT
 def retire(key_id: str | None, wait: float) -> None:
@@ -96,7 +99,7 @@ def retire(key_id: str | None, wait: float) -> None:
     click.echo(f"retired key {retired}: {SEEN} and trust it no more")
 
 
-@signing_group.command("revoke")
+@signing_group.command("revoke", short_help="Revoke a leaked key and re-sign every list.")
 @click.argument("key_id")
 @WAIT
 def revoke(key_id: str, wait: float) -> None:

@@ -27,7 +27,7 @@ def create_app(config: Config | None = None) -> Flask:
     config = config or Config.from_env()
     config.validate()
     routing.cached(config.routing_file)  # a bad routing table stops the start, naming its line
-    logs.configure_logging(config.log_level, config.log_format)
+    logs.configure_logging(config.log_level, config.log_format, config.profile)
     app = Flask(__name__)
     app.config["CALLMARK"] = config
     app.json.ensure_ascii = False  # Chinese tag names stay readable
