@@ -2,11 +2,12 @@
 made of, so that it never scans a complaint.
 
 Each month's hash counts complaints in total, per day and per tag, and cases received and
-upheld per agency, and what the exposure shows of each upheld case. A device counts once per
-number per day (the day's set of keyed hashes of
-device and number, kept two days), so one phone cannot make a figure. The hashes have no TTL:
-a month's figures outlive every retention period, and once the month is over its report is
-frozen. Only counts are kept, never a number or a device. See docs/STORAGE.md.
+upheld per agency; beside them is what the exposure shows of each upheld case (the verified
+company, the number that called, its categories, agency and date). A device counts once per
+number per day (the day's set of keyed hashes of device and number, kept two days), so one
+phone cannot make a figure. The hashes have no TTL: a month's figures outlive every retention
+period, and once the month is over its report is frozen. Nothing here names a reporter or a
+device. See docs/STORAGE.md.
 """
 from __future__ import annotations
 
