@@ -67,6 +67,8 @@ JSON_ROUTES = [
     pytest.param("put", f"/v1/dnc/registrations/{NUMBER}", "device", id="dnc-preferences"),
     pytest.param("post", "/v1/dnc/consents", "device", id="dnc-consent"),
     pytest.param("post", "/v1/dnc/scrub", "admin", id="dnc-scrub"),
+    pytest.param("post", "/v1/complaints", "device", id="complaint"),
+    pytest.param("post", "/v1/regulator/cases/0-0123456789abcdef/transition", "admin", id="case-transition"),
 ]
 
 
