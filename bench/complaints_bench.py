@@ -139,7 +139,7 @@ def check_populate(store) -> None:
         return {field: value for field, value in record.items() if field not in aside}
 
     if (same(filed, ("n", "k", "r")) != same(written, ("n", "k", "r"))
-            or same(case_filed, ("id", "n", "f", "l")) != same(case_written, ("id", "n", "f", "l"))
+            or same(case_filed, ("id", "n", "f", "l", "lc")) != same(case_written, ("id", "n", "f", "l", "lc"))
             or not r.zscore(store.keys.complaints_received(bucket), written_id)
             or r.hget(store.keys.case_ids(bucket), written["k"]) != f"{answer['agency']}|{pool[1]}"):
         raise SystemExit(f"bench: populate wrote {written} and {case_written}; complaints.file "
