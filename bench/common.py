@@ -129,3 +129,20 @@ class PeakRss:
     def __exit__(self, *exc) -> None:
         self.stop.set()
         self.thread.join()
+
+
+def bench_arguments(description: str, parts: tuple[str, ...], rounds: int, quick: str, profile: str):
+    """The options every benchmark with parts takes (--quick, --profile, --parts, --rounds):
+    (the parsed arguments, the parts asked for, the rounds to run)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--profile", action="store_true", help=profile)
+    parser.add_argument("--parts", default=",".join(parts), help=f"which to run, of {','.join(parts)}")
+    parser.add_argument("--rounds", type=int, help=f"alternating rounds (default {rounds}, 1 with --quick)")
+    args = parser.parse_args()
+    asked = set(args.parts.split(","))
+    if asked - set(parts):
+        parser.error(f"--parts takes {','.join(parts)}")
+    return args, asked, args.rounds or (1 if args.quick else rounds)

@@ -19,7 +19,6 @@ Final line: complaints_per_s=<n> reports_per_s=<n> intake_ratio=<r> export_rows_
 """
 from __future__ import annotations
 
-import argparse
 import cProfile
 import dataclasses
 import hashlib
@@ -36,7 +35,8 @@ from urllib.parse import urlencode
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from sync.signing import iso  # noqa: E402
-from bench.common import PeakRss, bench_app, machine, private_redis, service, status_mb  # noqa: E402
+from bench.common import (PeakRss, bench_app, bench_arguments, machine, private_redis, service,  # noqa: E402
+                          status_mb)
 from bench.feed_bench import connect, workers  # noqa: E402
 from bench.ingest import Client, _memory_of, numbers, register  # noqa: E402
 from blocklist import apikeys, complaint_export, complaints, devices, routing  # noqa: E402
@@ -415,18 +415,10 @@ def sizing(store, alone: float, case: float) -> None:
 # --- main --------------------------------------------------------------------------------------------
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small sizes, one round; under a minute")
-    parser.add_argument("--profile", action="store_true", help="print cProfiles of the intake routes and the export")
-    parser.add_argument("--parts", default=",".join(PARTS), help=f"which to run, of {','.join(PARTS)}")
-    parser.add_argument("--rounds", type=int, help=f"alternating rounds (default {ROUNDS}, 1 with --quick)")
-    args = parser.parse_args()
-    parts = set(args.parts.split(","))
-    if parts - set(PARTS):
-        parser.error(f"--parts takes {','.join(PARTS)}")
+    args, parts, rounds = bench_arguments(__doc__, PARTS, ROUNDS, quick="small sizes, one round; under a minute",
+                                          profile="print cProfiles of the intake routes and the export")
     n_intake, n_export = (1_000, 20_000) if args.quick else (4_000, 200_000)
     n_memory, n_real = (20_000, 2_000) if args.quick else (200_000, 10_000)
-    rounds = args.rounds or (1 if args.quick else ROUNDS)
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f}")
     # Eight devices from one address send every complaint and report, and many register: limits
     # above what the benchmark sends keep the limiter counting each request without refusing any.

@@ -16,7 +16,6 @@ Final line: scrub_numbers_per_s=<n> ratio_vs_direct=<r> peak_rss_mb=<m> bytes_pe
 """
 from __future__ import annotations
 
-import argparse
 import cProfile
 import hashlib
 import hmac
@@ -36,7 +35,8 @@ from urllib.parse import urlparse
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from sync.signing import iso  # noqa: E402
-from bench.common import PeakRss, bench_app, machine, private_redis, service, status_mb  # noqa: E402
+from bench.common import (PeakRss, bench_app, bench_arguments, machine, private_redis, service,  # noqa: E402
+                          status_mb)
 from bench.feed_bench import workers  # noqa: E402
 from blocklist import apikeys, dnc  # noqa: E402
 from blocklist.numbers import normalize  # noqa: E402
@@ -397,18 +397,10 @@ def registration_part(base: str, data_dir: str, rate: int, seconds: float, round
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small sizes; under a minute")
-    parser.add_argument("--profile", action="store_true", help="print a cProfile of the direct scrub")
-    parser.add_argument("--parts", default=",".join(PARTS), help=f"which to run, of {','.join(PARTS)}")
-    parser.add_argument("--rounds", type=int, help=f"alternating rounds (default {ROUNDS}, 1 with --quick)")
-    args = parser.parse_args()
-    parts = set(args.parts.split(","))
-    if parts - set(PARTS):
-        parser.error(f"--parts takes {','.join(PARTS)}")
+    args, parts, rounds = bench_arguments(__doc__, PARTS, ROUNDS, quick="small sizes; under a minute",
+                                          profile="print a cProfile of the direct scrub")
     sizes = (100_000, 20_000, 100_000) if args.quick else (1_000_000, 100_000, 1_000_000)
     n_memory = 100_000 if args.quick else 1_000_000
-    rounds = args.rounds or (1 if args.quick else ROUNDS)
     rate, seconds = 200, (3 if args.quick else 10)
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f}")
     data_dir = tempfile.mkdtemp(prefix="cm-dnc-bench-")
